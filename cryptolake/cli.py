@@ -1,0 +1,180 @@
+"""The ``cryptolake`` command: set up and run the local stack, stop it, read gold bars."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pyarrow as pa
+
+from cryptolake import lake
+from cryptolake.local.paths import LocalPaths
+from cryptolake.local.procs import ServiceError
+from cryptolake.local.services import LocalServices, install
+from cryptolake.runner import Pipeline, Source, down, up_pidfile
+from cryptolake.settings import Settings, SettingsError, describe
+
+STATUS_SECONDS = 5.0
+
+
+def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    install(settings)
+    print(f"local stack installed in {LocalPaths.of(settings).cache} ({time.monotonic() - started:.0f} s)")
+    return 0
+
+
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    if args.source == "replay" and not args.recording:
+        print("error: --source replay needs --recording FILE", file=sys.stderr)
+        return 2
+    paths = LocalPaths.of(settings)
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    pidfile = up_pidfile(paths)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(f"{os.getpid()}\n")
+    install(settings)
+    services = LocalServices(settings)
+    source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
+    pipeline = Pipeline(settings, source)
+    try:
+        services.start()
+        pipeline.start()
+        console = f"http://127.0.0.1:{settings.minio_console_port}"
+        print(f"cryptolake is up ({args.source} source). Logs: {paths.logs}")
+        print(f"MinIO console: {console}  user {settings.s3_access_key}  password {settings.s3_secret_key}")
+        print(f"Tables: s3://{settings.lake_bucket}/bronze, /silver, /gold. Ctrl-C or `cryptolake down` stops.")
+        return _watch(pipeline, stop)
+    finally:
+        print("stopping: ingestor, then the layers (each finishes its batch), then Kafka and MinIO ...")
+        pipeline.stop()
+        services.stop()
+        pidfile.unlink(missing_ok=True)
+        print("stopped; the data stays in place.")
+
+
+def _watch(pipeline: Pipeline, stop: threading.Event) -> int:
+    while not stop.wait(STATUS_SECONDS):
+        pipeline.poll_progress()
+        print(time.strftime("%H:%M:%S"), pipeline.status_line(), flush=True)
+        failed = pipeline.failed()
+        if failed:
+            logs = LocalPaths.of(pipeline.settings).logs
+            print(f"error: {', '.join(failed)} exited; see {logs}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def cmd_down(settings: Settings, _args: argparse.Namespace) -> int:
+    if down(settings):
+        print("cryptolake stopped")
+        return 0
+    # No running `up` to ask: stop whatever its children or services left behind.
+    Pipeline(settings).stop()
+    LocalServices(settings).stop()
+    print("no running `cryptolake up` found; stopped any processes it had left")
+    return 0
+
+
+def _timestamp(text: str | None) -> pa.TimestampScalar | None:
+    if text is None:
+        return None
+    return pa.scalar(datetime.fromisoformat(text.replace("Z", "+00:00")), pa.timestamp("us", "UTC"))
+
+
+BAR_FIELDS = (
+    *("exchange", "symbol", "bar_start", "open", "high", "low", "close", "volume", "quote_volume", "vwap"),
+    *("trades", "buy_volume", "sell_volume"),
+)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, float | int):
+        return value
+    return str(value)  # decimals exactly, as strings
+
+
+def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
+    bars = lake.read_bars(
+        settings,
+        args.symbol,
+        exchange=args.exchange,
+        interval=args.interval,
+        start=_timestamp(args.start),
+        end=_timestamp(args.end),
+    )
+    for bar in bars.to_pylist():
+        if args.json:
+            print(json.dumps({k: _json_value(bar[k]) for k in BAR_FIELDS}))
+        else:
+            print(
+                f"{bar['bar_start']:%Y-%m-%d %H:%M} {bar['exchange']:<9} {bar['symbol']:<10} O {bar['open']} "
+                f"H {bar['high']} L {bar['low']} C {bar['close']} V {bar['volume']} vwap {bar['vwap']:.8g} "
+                f"n {bar['trades']}"
+            )
+    return 0
+
+
+def cmd_settings(_settings: Settings, _args: argparse.Namespace) -> int:
+    for entry in describe():
+        print(f"{entry['env']}={entry['default']}\n    {entry['help']}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="cryptolake", description=__doc__)
+    commands = root.add_subparsers(dest="command", required=True)
+    commands.add_parser("setup", help="install Kafka, MinIO and the Spark jars (once)").set_defaults(func=cmd_setup)
+    up = commands.add_parser("up", help="run the whole pipeline locally until Ctrl-C")
+    up.add_argument("--source", choices=("synthetic", "live", "replay"), default="synthetic")
+    up.add_argument("--recording", type=Path, nargs="*", default=[], help="replay: *.replay.jsonl files")
+    up.add_argument("--speed", default="1", help="synthetic and replay: N times real time, or max")
+    up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second")
+    up.set_defaults(func=cmd_up)
+    commands.add_parser("down", help="stop a running `cryptolake up`").set_defaults(func=cmd_down)
+    bars = commands.add_parser("bars", help="print gold bars from the lake")
+    bars.add_argument("symbol", help="canonical symbol, e.g. BTC-USDT")
+    bars.add_argument("--exchange")
+    bars.add_argument("--interval", default="1m", choices=("1m",))
+    bars.add_argument("--start", help="ISO 8601 time, inclusive")
+    bars.add_argument("--end", help="ISO 8601 time, exclusive")
+    bars.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
+    bars.set_defaults(func=cmd_bars)
+    commands.add_parser("settings", help="list every setting's env var, default and meaning").set_defaults(
+        func=cmd_settings
+    )
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        settings = Settings.from_env()
+        code: int = args.func(settings, args)
+    except (SettingsError, ServiceError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,216 @@
+"""Local mode: the venue, the ingestor and the three layers as local processes, with a progress display.
+
+Every child runs in a session of its own with its output in ``<state>/logs/<name>.log`` and its PID in
+``<state>/run/<name>.pid``, so ``cryptolake down`` from another shell finds them, and Ctrl-C stops them in order:
+first what feeds Kafka, then the layers, each given time to finish its batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptolake import lake
+from cryptolake.local.paths import REPO_ROOT, LocalPaths
+from cryptolake.local.procs import ManagedProcess, free_port
+from cryptolake.settings import Settings
+
+LAYERS = ("bronze", "silver", "gold")
+JOB_STOP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the ingestor's frames come from: the synthetic venue, live Binance, or recordings replayed."""
+
+    kind: str = "synthetic"  # synthetic | live | replay
+    recordings: tuple[Path, ...] = ()
+    speed: str = "1"  # N times real time, or "max"
+    rate: float = 200.0  # synthetic: trades per second
+    count: int | None = None  # synthetic: stop after this many trades
+    seed: int = 1
+    start_ms: int | None = None  # synthetic: event time of the first trade (default: now)
+
+    def venue_args(self, settings: Settings) -> list[str]:
+        if self.kind == "replay":
+            return ["--recording", *map(str, self.recordings), "--speed", self.speed]
+        args = ["--symbols", ",".join(settings.symbols), "--rate", str(self.rate), "--seed", str(self.seed)]
+        args += ["--speed", self.speed]
+        if self.count is not None:
+            args += ["--count", str(self.count)]
+        if self.start_ms is not None:
+            args += ["--start-ms", str(self.start_ms)]
+        return args
+
+
+@dataclass
+class LayerProgress:
+    rows: int = 0
+    rows_per_s: float = 0.0
+    batches: int = 0
+
+
+@dataclass
+class Pipeline:
+    """The venue (unless live), the ingestor and the three layer jobs, on services that already run."""
+
+    settings: Settings
+    source: Source = field(default_factory=Source)
+
+    def __post_init__(self) -> None:
+        self.paths = LocalPaths.of(self.settings)
+        venue_port = free_port()
+        overrides: dict[str, object] = {
+            "spark_master": self.settings.spark_master or "local[2]",
+            "spark_jars_dir": self.settings.spark_jars_dir or str(self.paths.spark_jars),
+            "ingestor_http_port": free_port(),
+        }
+        if self.source.kind != "live":
+            overrides["binance_url"] = f"ws://127.0.0.1:{venue_port}"
+        self.settings = self.settings.with_(**overrides)
+        self.venue_port = venue_port
+        self.children: dict[str, ManagedProcess] = {}
+        self.progress = {layer: LayerProgress() for layer in LAYERS}
+        self._log_offsets: dict[str, int] = {}
+
+    def _process(self, name: str) -> ManagedProcess:
+        return ManagedProcess(name, self.paths.run / f"{name}.pid", self.paths.logs / f"{name}.log", str(REPO_ROOT))
+
+    def start(self) -> None:
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        commands: list[tuple[str, Sequence[str]]] = []
+        if self.source.kind != "live":
+            venue = [sys.executable, "-m", "ingestion.venue", "--port", str(self.venue_port)]
+            commands.append(("venue", venue + self.source.venue_args(self.settings)))
+        commands.append(("ingestor", [sys.executable, "-m", "ingestion"]))
+        commands += [(layer, [sys.executable, "-m", f"jobs.{layer}"]) for layer in LAYERS]
+        for name, argv in commands:
+            process = self._process(name)
+            process.check_not_running(self.paths.state)
+            process.spawn(argv, env, REPO_ROOT)
+            self.children[name] = process
+
+    def stop(self) -> None:
+        """Stop the feeders first, then let each layer finish its batch before its process group is killed.
+
+        Children are found by their PID files too, so this also stops what an ``up`` that died left behind.
+        """
+        for name in ("venue", "ingestor"):
+            self._child(name).stop(timeout=20.0)
+        layers = [self._child(layer) for layer in LAYERS]
+        for process in layers:
+            pid = process.running_pid()
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)  # the driver alone: it stops its queries, then its JVM
+        deadline = time.monotonic() + JOB_STOP_SECONDS
+        while any(p.running_pid() is not None for p in layers) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        for process in layers:
+            process.stop()  # the JVM, and anything else of the group still there
+        self.children.clear()
+
+    def _child(self, name: str) -> ManagedProcess:
+        # Our own Popen where we have it, so that the child is reaped rather than left a zombie.
+        return self.children.get(name) or self._process(name)
+
+    def failed(self) -> list[str]:
+        """Children that have exited although nobody asked them to."""
+        return [name for name, process in self.children.items() if process.running_pid() is None]
+
+    def poll_progress(self) -> None:
+        """Fold the batch lines the layers logged since the last call into :attr:`progress`."""
+        for layer in LAYERS:
+            log_path = self.paths.logs / f"{layer}.log"
+            offset = self._log_offsets.get(layer, 0)
+            with contextlib.suppress(FileNotFoundError), log_path.open("rb") as log:
+                log.seek(offset)
+                chunk = log.read()
+                complete = chunk[: chunk.rfind(b"\n") + 1]
+                self._log_offsets[layer] = offset + len(complete)
+                for line in complete.splitlines():
+                    self._fold(layer, line)
+
+    def _fold(self, layer: str, line: bytes) -> None:
+        if not line.startswith(b"{"):
+            return  # Spark's own log lines
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return
+        if entry.get("event") != "batch" or entry.get("query") == "silver_quarantine":
+            return
+        progress = self.progress[layer]
+        progress.rows += entry.get("input_rows", 0)
+        progress.batches += 1
+        if entry.get("input_rows"):
+            progress.rows_per_s = entry.get("rows_per_s", 0.0)
+
+    def ingested_frames(self) -> int:
+        """Frames the ingestor has put into Kafka, from its /metrics."""
+        url = f"http://127.0.0.1:{self.settings.ingestor_http_port}/metrics"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0
+        return int(
+            sum(
+                float(line.rsplit(" ", 1)[1])
+                for line in text.splitlines()
+                if line.startswith("cryptolake_ingestor_frames_total")
+            )
+        )
+
+    def status_line(self) -> str:
+        parts = [f"ingestor {self.ingested_frames():,} frames"]
+        for layer in LAYERS:
+            p = self.progress[layer]
+            parts.append(f"{layer} {p.rows:,} rows ({p.rows_per_s:,.0f}/s)")
+        parts.append(latest_bar(self.settings))
+        return " | ".join(parts)
+
+
+def latest_bar(settings: Settings) -> str:
+    try:
+        bars = lake.read_bars(settings)
+    except OSError:
+        return "gold: not readable yet"
+    if bars.num_rows == 0:
+        return "gold: no finished bar yet"
+    last = bars.slice(bars.num_rows - 1).to_pylist()[0]
+    return (
+        f"latest bar {last['exchange']} {last['symbol']} {last['bar_start']:%H:%M} "
+        f"O {last['open']:f} H {last['high']:f} L {last['low']:f} C {last['close']:f} "
+        f"vwap {last['vwap']:.2f} n {last['trades']}"
+    )
+
+
+def up_pidfile(paths: LocalPaths) -> Path:
+    return paths.run / "up.pid"
+
+
+def down(settings: Settings, timeout: float = 120.0) -> bool:
+    """Ask a running ``cryptolake up`` to stop, as Ctrl-C would; True once it has gone."""
+    pidfile = up_pidfile(LocalPaths.of(settings))
+    try:
+        pid = int(pidfile.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (FileNotFoundError, ValueError, ProcessLookupError):
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.5)
+    return False

@@ -1,0 +1,5 @@
+import sys
+
+from ingestion.app import main
+
+sys.exit(main())

@@ -1,0 +1,60 @@
+"""Bronze: every Kafka record, unchanged, with its Kafka metadata, as Parquet partitioned by ingest date."""
+
+from __future__ import annotations
+
+import sys
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+
+from cryptolake.settings import Settings
+from jobs.runtime import run_layer
+
+TABLE = "bronze/trades"
+
+
+def bronze_records(kafka: DataFrame) -> DataFrame:
+    """Kafka source rows -> bronze rows: raw key, value and headers plus topic, partition, offset and time."""
+    return kafka.select(
+        "key",
+        "value",
+        "topic",
+        "partition",
+        "offset",
+        F.col("timestamp").alias("kafka_timestamp"),
+        "headers",
+        F.to_date("timestamp").alias("date"),
+    )
+
+
+def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
+    kafka = (
+        spark.readStream.format("kafka")
+        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .option("subscribe", settings.kafka_topic)
+        # A new checkpoint starts from the beginning of the topic; an existing one from where it stopped.
+        .option("startingOffsets", "earliest")
+        .option("includeHeaders", "true")
+        .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+        .load()
+    )
+    query = (
+        bronze_records(kafka)
+        .writeStream.queryName("bronze")
+        .format("parquet")
+        .option("path", settings.table_uri(TABLE))
+        .option("checkpointLocation", settings.checkpoint_uri("bronze"))
+        .partitionBy("date")
+        .trigger(processingTime=settings.trigger_interval)
+        .start()
+    )
+    return [query]
+
+
+def main() -> int:
+    return run_layer("bronze", start)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

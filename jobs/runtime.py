@@ -1,0 +1,105 @@
+"""What every layer's job does around its queries: settings, session, progress logs, exit codes, shutdown."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import SparkSession
+from pyspark.sql.streaming.listener import StreamingQueryListener
+from pyspark.sql.streaming.query import StreamingQuery
+
+from cryptolake import logs
+from cryptolake.settings import Settings
+from jobs.session import build_session
+
+log = logging.getLogger("jobs")
+
+StartQueries = Callable[[SparkSession, Settings], list[StreamingQuery]]
+
+
+def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
+    """The fields of one micro-batch's progress that tell a layer's story, flattened for one log line."""
+    state = progress.get("stateOperators") or []
+    return {
+        "query": progress.get("name"),
+        "batch": progress.get("batchId"),
+        "input_rows": progress.get("numInputRows", 0),
+        "rows_per_s": round(progress.get("processedRowsPerSecond") or 0.0, 1),
+        "duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
+        "watermark": (progress.get("eventTime") or {}).get("watermark"),
+        "late_rows": sum(op.get("numRowsDroppedByWatermark", 0) for op in state),
+        "state_rows": sum(op.get("numRowsTotal", 0) for op in state),
+    }
+
+
+class ProgressLogger(StreamingQueryListener):
+    def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
+        log.info("query started", extra=logs.fields(query=event.name, run_id=str(event.runId)))
+
+    def onQueryProgress(self, event: Any) -> None:  # noqa: N802
+        log.info("batch", extra=logs.fields(**batch_summary(json.loads(event.progress.json))))
+
+    def onQueryIdle(self, event: Any) -> None:  # noqa: N802
+        """Idle triggers carry no batch; the next batch line says all."""
+
+    def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
+        log.info("query terminated", extra=logs.fields(run_id=str(event.runId), error=event.exception))
+
+
+def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_seconds: float = 5.0) -> None:
+    """Block until the table at ``uri`` has its first commit (a file source cannot start on no path), or ``stop``."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{uri}/_spark_metadata")
+    filesystem = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    waited = False
+    while not filesystem.exists(log_dir) and not stop.is_set():
+        if not waited:
+            log.info("waiting for the upstream table", extra=logs.fields(table=uri))
+            waited = True
+        stop.wait(poll_seconds)
+
+
+def run_layer(layer: str, start: StartQueries, upstream: str | None = None) -> int:
+    """Run a layer's queries until SIGTERM (exit 0) or until one fails (exit 1, so the pod restarts).
+
+    ``upstream``: the lake table the layer reads, waited for until its first commit.
+    """
+    logs.configure(layer)
+    settings = Settings.from_env()
+    log.info("starting", extra=logs.fields(settings=settings.redacted()))
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra=logs.fields(signal=signal.Signals(signum).name))
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    spark = build_session(settings, f"cryptolake-{layer}")
+    spark.streams.addListener(ProgressLogger())
+    if upstream is not None:
+        wait_for_table(spark, settings.table_uri(upstream), stop)
+    queries = [] if stop.is_set() else start(spark, settings)
+    try:
+        while not stop.is_set():
+            # Raises StreamingQueryException if a query failed; True alone means one stopped by itself.
+            if spark.streams.awaitAnyTermination(1):
+                ended = [q.name for q in queries if not q.isActive]
+                raise RuntimeError(f"query {', '.join(ended)} stopped by itself")
+    except (StreamingQueryException, RuntimeError) as exc:
+        log.error("query failed", extra=logs.fields(error=str(exc)))
+        return 1
+    finally:
+        for query in queries:
+            query.stop()
+        spark.stop()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,45 @@
+"""SparkSession setup shared by every layer: S3A on MinIO, the pinned jars, and streaming defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pyspark.sql import SparkSession
+
+from cryptolake.jars import read_pins
+from cryptolake.settings import Settings
+
+
+def spark_conf(settings: Settings) -> dict[str, str]:
+    """Spark configuration derived from the settings; the one place a Spark or S3A key is spelled."""
+    conf = {
+        # S3A against MinIO: path-style URLs, no virtual-host bucket DNS, plain HTTP allowed by the endpoint URL.
+        "spark.hadoop.fs.s3a.impl": "org.apache.hadoop.fs.s3a.S3AFileSystem",
+        "spark.hadoop.fs.s3a.endpoint": settings.s3_endpoint,
+        "spark.hadoop.fs.s3a.endpoint.region": settings.s3_region,
+        "spark.hadoop.fs.s3a.path.style.access": "true",
+        "spark.hadoop.fs.s3a.connection.ssl.enabled": str(settings.s3_endpoint.startswith("https")).lower(),
+        "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
+        "spark.hadoop.fs.s3a.access.key": settings.s3_access_key,
+        "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key,
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.sql.session.timeZone": "UTC",
+        # Standard Parquet timestamps (not the legacy INT96), so pyarrow and other readers see UTC instants.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
+        "spark.ui.showConsoleProgress": "false",
+    }
+    if settings.spark_jars_dir:
+        jars_dir = Path(settings.spark_jars_dir)
+        conf["spark.jars"] = ",".join(str(jars_dir / jar.filename) for jar in read_pins())
+    return conf
+
+
+def build_session(settings: Settings, app_name: str) -> SparkSession:
+    builder = SparkSession.builder.appName(app_name)
+    if settings.spark_master:
+        builder = builder.master(settings.spark_master)
+    for key, value in spark_conf(settings).items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

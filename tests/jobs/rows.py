@@ -1,0 +1,31 @@
+"""Bronze rows as the bronze job writes them, for transform tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs import schemas
+
+RECEIVED_US = 1_723_161_256_000_000  # 2024-08-08 23:54:16 UTC, just after the recorded trades below
+
+
+def bronze_row(
+    frame: str,
+    offset: int,
+    *,
+    key: str = "binance:BTC-USDT",
+    exchange: str | None = "binance",
+    received_us: int = RECEIVED_US,
+) -> tuple[Any, ...]:
+    headers = [("received_at_us", str(received_us).encode())]
+    if exchange is not None:
+        headers.insert(0, ("exchange", exchange.encode()))
+    kafka_time = datetime.fromtimestamp(received_us / 1e6, UTC).replace(tzinfo=None)
+    return (key.encode(), frame.encode(), "crypto.trades", 0, offset, kafka_time, headers, date(2024, 8, 8))
+
+
+def bronze(spark: SparkSession, rows: list[tuple[Any, ...]]) -> DataFrame:
+    return spark.createDataFrame(rows, schemas.BRONZE)
