@@ -1,0 +1,228 @@
+"""Child processes of local mode: ports, PID files, readiness waits and a bounded stop.
+
+Each service runs in a session of its own, so a Ctrl-C in the terminal does not reach it half-way and a stop can
+signal its whole process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+LOG_TAIL_LINES = 25
+
+
+class ServiceError(RuntimeError):
+    """A local service cannot be installed, started or stopped; the message's first line says what to do."""
+
+    def __init__(self, message: str, log: Path | None = None) -> None:
+        self.message = message
+        self.log = log
+        text = message
+        if log is not None:
+            text += f"\n--- last lines of {log} ---\n{tail(log)}"
+        super().__init__(text)
+
+
+def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("rb") as log:
+            # Only the end: a long-running service's log can be large.
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 64 * 1024))
+            text = log.read().decode(errors="replace")
+    except FileNotFoundError:
+        return "(no log yet)"
+    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+
+def split_host_port(address: str, env_var: str) -> tuple[str, int]:
+    """``host:port`` (or ``[v6]:port``) of a loopback address; local mode never listens beyond this machine."""
+    host, sep, port = address.strip().rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise ServiceError(f"{env_var}={address!r} is not host:port: give a loopback host and a numeric port")
+    if not is_loopback(host):
+        raise ServiceError(f"{env_var}={address!r}: local mode listens on loopback only; use 127.0.0.1:{port}")
+    return host, int(port)
+
+
+def join_host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except socket.gaierror:
+        return False
+    return all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        # Servers bind with SO_REUSEADDR too: a port in TIME_WAIT after our own stop is free for them.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def check_port_free(host: str, port: int, what: str, env_var: str) -> None:
+    if port_in_use(host, port):
+        raise ServiceError(
+            f"port {port} on {host} ({what}) is already in use: stop what holds it or set {env_var} to another port"
+        )
+
+
+def can_connect(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on now; the kernel picks it from the ephemeral range."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        # A zombie still answers kill(0); its state letter follows the ")" closing the command name.
+        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
+    return True
+
+
+def _cmdline(pid: int) -> str | None:
+    """The command line of ``pid`` where /proc tells it (Linux), else None."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return None
+
+
+class ManagedProcess:
+    """One service process, tracked by a PID file so a second start on the same state folder can see it."""
+
+    def __init__(self, name: str, pidfile: Path, log: Path, marker: str) -> None:
+        self.name = name
+        self.pidfile = pidfile
+        self.log = log
+        # Text of the service's command line (a path in its state folder): a PID reused by another program lacks it.
+        self.marker = marker
+        self._popen: subprocess.Popen[bytes] | None = None
+
+    def running_pid(self) -> int | None:
+        """PID of this service from its PID file if that process still runs; a stale file is removed."""
+        try:
+            pid = int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        cmdline = _cmdline(pid)
+        if _alive(pid) and (cmdline is None or self.marker in cmdline):
+            return pid
+        self.pidfile.unlink(missing_ok=True)
+        return None
+
+    def check_not_running(self, state: Path) -> None:
+        pid = self.running_pid()
+        if pid is not None:
+            raise ServiceError(
+                f"{self.name} already runs for {state} (pid {pid}): stop it first, "
+                "or set CRYPTOLAKE_LOCAL_HOME to another folder"
+            )
+
+    def run_once(self, argv: Sequence[str], env: Mapping[str, str], timeout: float, doing: str) -> None:
+        """Run a short setup command of the service, appending its output to the service log."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            try:
+                done = subprocess.run(
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env), timeout=timeout
+                )
+            except subprocess.TimeoutExpired:
+                raise ServiceError(f"{doing} took over {timeout:g}s; see the log", self.log) from None
+        if done.returncode != 0:
+            raise ServiceError(f"{doing} failed with exit code {done.returncode}; see the log", self.log)
+
+    def spawn(self, argv: Sequence[str], env: Mapping[str, str], cwd: Path) -> int:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            out.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting {self.name} ===\n".encode())
+            out.flush()
+            self._popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=dict(env),
+                cwd=cwd,
+                start_new_session=True,
+            )
+        self.pidfile.write_text(f"{self._popen.pid}\n")
+        return self._popen.pid
+
+    def wait_ready(self, probe: Callable[[], bool], timeout: float, hint: str) -> None:
+        """Poll ``probe`` until it holds; stop the process and raise if it exits or ``timeout`` passes first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._popen is not None and self._popen.poll() is not None:
+                code = self._popen.returncode
+                self.stop()
+                raise ServiceError(f"{self.name} exited with code {code} while starting: {hint}", self.log)
+            if probe():
+                return
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServiceError(f"{self.name} was not ready within {timeout:g}s: {hint}", self.log)
+            time.sleep(0.2)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM the service's process group, SIGKILL it after ``timeout``, and wait until it is gone."""
+        pid = self._popen.pid if self._popen is not None else self.running_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            if not self._wait_gone(pid, timeout):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+                if not self._wait_gone(pid, 10.0):
+                    raise ServiceError(f"{self.name} (pid {pid}) survived SIGKILL; check `ps -p {pid}`")
+        self._popen = None
+        self.pidfile.unlink(missing_ok=True)
+
+    def _wait_gone(self, pid: int, timeout: float) -> bool:
+        if self._popen is not None:
+            try:
+                self._popen.wait(timeout)  # our child: reap it, or it lingers as a zombie
+            except subprocess.TimeoutExpired:
+                return False
+            return True
+        deadline = time.monotonic() + timeout
+        while _alive(pid):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True

@@ -1,0 +1,62 @@
+"""`cryptolake up` as a user runs it: gold bars within minutes, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cryptolake.local.paths import REPO_ROOT
+from cryptolake.settings import Settings
+
+pytestmark = [pytest.mark.services, pytest.mark.e2e]
+
+GOLD_DEADLINE_S = 360
+
+
+def processes_of(home: str) -> list[int]:
+    """PIDs of processes whose environment names ``home`` as CRYPTOLAKE_LOCAL_HOME: every child the stack started."""
+    marker = f"CRYPTOLAKE_LOCAL_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != os.getpid():
+            try:
+                if marker in (proc / "environ").read_bytes().split(b"\0"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue  # gone, or not ours to read
+    return found
+
+
+def test_ctrl_c_stops_everything_up_started(make_settings: Callable[[], Settings]) -> None:
+    settings = make_settings().with_(trigger_interval="2 seconds", gold_watermark="2 seconds")
+    env = {**os.environ, **settings.to_env()}
+    cli = [sys.executable, "-m", "cryptolake.cli", "up", "--source", "synthetic", "--rate", "50"]
+    up = subprocess.Popen(cli, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + GOLD_DEADLINE_S
+        for line in up.stdout:
+            output.append(line)
+            if "latest bar binance" in line or time.monotonic() > deadline or up.poll() is not None:
+                break
+        assert any("latest bar binance" in line for line in output), "no gold bar shown:\n" + "".join(output)
+        assert any("MinIO console: http://127.0.0.1:" in line for line in output)
+        assert len(processes_of(settings.local_home)) >= 7  # venue, ingestor, 3 layers (+ JVMs), Kafka, MinIO
+
+        up.send_signal(signal.SIGINT)
+        rest, _ = up.communicate(timeout=150)
+        assert up.returncode == 0, rest
+        assert "stopped; the data stays in place." in rest
+    finally:
+        if up.poll() is None:
+            up.kill()
+    assert processes_of(settings.local_home) == []
+    assert not list((Path(settings.local_home) / "run").glob("*.pid"))
