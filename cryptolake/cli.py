@@ -17,12 +17,14 @@ from typing import Any
 
 import pyarrow as pa
 
-from cryptolake import lake
+from cryptolake import chart, lake
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.local.services import LocalServices, install
 from cryptolake.runner import Pipeline, Source, down, up_pidfile
 from cryptolake.settings import Settings, SettingsError, describe
+from ingestion.cli import add_commands as add_ingestion_commands
+from jobs.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
 
 STATUS_SECONDS = 5.0
 
@@ -73,11 +75,13 @@ def _watch(pipeline: Pipeline, stop: threading.Event) -> int:
     while not stop.wait(STATUS_SECONDS):
         pipeline.poll_progress()
         print(time.strftime("%H:%M:%S"), pipeline.status_line(), flush=True)
-        failed = pipeline.failed()
-        if failed:
-            logs = LocalPaths.of(pipeline.settings).logs
-            print(f"error: {', '.join(failed)} exited; see {logs}", file=sys.stderr)
+        try:
+            restarted = pipeline.restart_failed()
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return 1
+        for name in restarted:
+            print(f"{name} exited; restarted it from its checkpoint (see {pipeline.paths.logs / name}.log)")
     return 0
 
 
@@ -112,16 +116,24 @@ def _json_value(value: Any) -> Any:
     return str(value)  # decimals exactly, as strings
 
 
-def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
+def _bars(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
     bars = lake.read_bars(
         settings,
         args.symbol,
         exchange=args.exchange,
         interval=args.interval,
+        across_venues=args.all_venues,
         start=_timestamp(args.start),
         end=_timestamp(args.end),
     )
-    for bar in bars.to_pylist():
+    rows: list[dict[str, Any]] = bars.to_pylist()
+    for row in rows:
+        row.setdefault("exchange", ALL_VENUES)
+    return rows
+
+
+def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
+    for bar in _bars(settings, args):
         if args.json:
             print(json.dumps({k: _json_value(bar[k]) for k in BAR_FIELDS}))
         else:
@@ -133,10 +145,48 @@ def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
+    bars = _bars(settings, args)
+    if not bars:
+        print(f"error: no {args.interval} bars of {args.symbol} in the lake yet", file=sys.stderr)
+        return 1
+    venue = ALL_VENUES if args.all_venues else args.exchange or "every exchange"
+    out = args.out or Path(f"{args.symbol}-{args.interval}.html")
+    out.write_text(chart.html_page(bars, f"{args.symbol} {args.interval} bars, {venue}"))
+    print(f"{len(bars)} bars drawn in {out}")
+    return 0
+
+
+def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
+    layer = LAYERS[args.layer]
+    process = Pipeline(settings).process(layer.name)
+    if process.running_pid() is not None:
+        print(f"error: {layer.name} is running (pid {process.running_pid()}); stop it first", file=sys.stderr)
+        return 1
+    for prefix in lake.reset(settings, layer):
+        print(f"deleted {prefix}")
+    if layer.downstream:
+        print(
+            f"{', '.join(layer.downstream)} still hold what was built from the old {layer.name}; "
+            f"reset {'them' if len(layer.downstream) > 1 else 'it'} too to rebuild: "
+            + " && ".join(f"cryptolake reset {name}" for name in layer.downstream)
+        )
+    return 0
+
+
 def cmd_settings(_settings: Settings, _args: argparse.Namespace) -> int:
     for entry in describe():
         print(f"{entry['env']}={entry['default']}\n    {entry['help']}")
     return 0
+
+
+def _bar_selection(command: argparse.ArgumentParser) -> None:
+    command.add_argument("symbol", help="canonical symbol, e.g. BTC-USDT")
+    command.add_argument("--exchange", help="one exchange only")
+    command.add_argument("--all-venues", action="store_true", help="the bars pooling every exchange")
+    command.add_argument("--interval", default="1m", choices=tuple(BAR_INTERVALS))
+    command.add_argument("--start", help="ISO 8601 time, inclusive")
+    command.add_argument("--end", help="ISO 8601 time, exclusive")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -151,16 +201,20 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     commands.add_parser("down", help="stop a running `cryptolake up`").set_defaults(func=cmd_down)
     bars = commands.add_parser("bars", help="print gold bars from the lake")
-    bars.add_argument("symbol", help="canonical symbol, e.g. BTC-USDT")
-    bars.add_argument("--exchange")
-    bars.add_argument("--interval", default="1m", choices=("1m",))
-    bars.add_argument("--start", help="ISO 8601 time, inclusive")
-    bars.add_argument("--end", help="ISO 8601 time, exclusive")
+    _bar_selection(bars)
     bars.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
     bars.set_defaults(func=cmd_bars)
+    chart_command = commands.add_parser("chart", help="draw gold bars as a candlestick chart (HTML) with vwap")
+    _bar_selection(chart_command)
+    chart_command.add_argument("--out", type=Path, help="HTML file to write (default: SYMBOL-INTERVAL.html)")
+    chart_command.set_defaults(func=cmd_chart)
+    reset = commands.add_parser("reset", help="delete a layer's tables and checkpoints, to rebuild it")
+    reset.add_argument("layer", choices=tuple(LAYERS))
+    reset.set_defaults(func=cmd_reset)
     commands.add_parser("settings", help="list every setting's env var, default and meaning").set_defaults(
         func=cmd_settings
     )
+    add_ingestion_commands(commands)
     return root
 
 

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs
 
 from cryptolake.settings import Settings
+from jobs.layers import Layer, gold_table
 
 METADATA_DIR = "_spark_metadata"
 
@@ -96,18 +97,32 @@ def read_bars(
     *,
     exchange: str | None = None,
     interval: str = "1m",
+    across_venues: bool = False,
     start: pa.TimestampScalar | None = None,
     end: pa.TimestampScalar | None = None,
 ) -> pa.Table:
     """Gold bars, oldest first: one symbol or all, optionally one exchange and bar_start in [start, end)."""
-    bars = read_table(settings, f"gold/bars_{interval}", {"symbol": symbol} if symbol else None)
+    table = gold_table(interval, across_venues)
+    bars = read_table(settings, table, {"symbol": symbol} if symbol else None)
     if bars.num_rows == 0:
         return bars
     mask = pc.true_unless_null(bars["bar_start"])
-    if exchange:
+    if exchange and not across_venues:
         mask = pc.and_(mask, pc.equal(bars["exchange"], exchange))
     if start is not None:
         mask = pc.and_(mask, pc.greater_equal(bars["bar_start"], start))
     if end is not None:
         mask = pc.and_(mask, pc.less(bars["bar_start"], end))
-    return bars.filter(mask).sort_by([("bar_start", "ascending"), ("exchange", "ascending"), ("symbol", "ascending")])
+    order = [("bar_start", "ascending"), ("symbol", "ascending")]
+    if not across_venues:
+        order.append(("exchange", "ascending"))
+    return bars.filter(mask).sort_by(order)
+
+
+def reset(settings: Settings, layer: Layer, s3: fs.FileSystem | None = None) -> list[str]:
+    """Delete a layer's tables and checkpoints together; returns the s3 prefixes deleted."""
+    s3 = s3 or filesystem(settings)
+    prefixes = [*layer.tables, *map(settings.checkpoint_key, layer.queries)]
+    for prefix in prefixes:
+        s3.delete_dir_contents(f"{settings.lake_bucket}/{prefix}", missing_dir_ok=True)
+    return [f"s3://{settings.lake_bucket}/{prefix}" for prefix in prefixes]

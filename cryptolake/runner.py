@@ -14,7 +14,6 @@ import signal
 import sys
 import time
 import urllib.request
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from cryptolake.settings import Settings
 
 LAYERS = ("bronze", "silver", "gold")
 JOB_STOP_SECONDS = 60.0
+MAX_RESTARTS = 5
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,13 @@ class LayerProgress:
 
 @dataclass
 class Pipeline:
-    """The venue (unless live), the ingestor and the three layer jobs, on services that already run."""
+    """The venue (unless live), the ingestor and the three layer jobs, on services that already run.
+
+    ``source`` None runs the layers alone, on what Kafka already holds.
+    """
 
     settings: Settings
-    source: Source = field(default_factory=Source)
+    source: Source | None = field(default_factory=Source)
 
     def __post_init__(self) -> None:
         self.paths = LocalPaths.of(self.settings)
@@ -73,30 +76,57 @@ class Pipeline:
             "spark_jars_dir": self.settings.spark_jars_dir or str(self.paths.spark_jars),
             "ingestor_http_port": free_port(),
         }
-        if self.source.kind != "live":
+        if self.source is not None and self.source.kind != "live":
             overrides["binance_url"] = f"ws://127.0.0.1:{venue_port}"
         self.settings = self.settings.with_(**overrides)
         self.venue_port = venue_port
         self.children: dict[str, ManagedProcess] = {}
+        self.restarts = dict.fromkeys(LAYERS, 0)
         self.progress = {layer: LayerProgress() for layer in LAYERS}
         self._log_offsets: dict[str, int] = {}
+        self._commands = self._command_lines()
 
-    def _process(self, name: str) -> ManagedProcess:
+    def _command_lines(self) -> dict[str, list[str]]:
+        commands = {}
+        if self.source is not None and self.source.kind != "live":
+            venue = [sys.executable, "-m", "ingestion.venue", "--port", str(self.venue_port)]
+            commands["venue"] = venue + self.source.venue_args(self.settings)
+        if self.source is not None:
+            commands["ingestor"] = [sys.executable, "-m", "ingestion"]
+        commands.update({layer: [sys.executable, "-m", f"jobs.{layer}"] for layer in LAYERS})
+        return commands
+
+    def process(self, name: str) -> ManagedProcess:
         return ManagedProcess(name, self.paths.run / f"{name}.pid", self.paths.logs / f"{name}.log", str(REPO_ROOT))
 
     def start(self) -> None:
+        for name in self._commands:
+            self.process(name).check_not_running(self.paths.state)
+        for name in self._commands:
+            self._spawn(name)
+
+    def _spawn(self, name: str) -> None:
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        commands: list[tuple[str, Sequence[str]]] = []
-        if self.source.kind != "live":
-            venue = [sys.executable, "-m", "ingestion.venue", "--port", str(self.venue_port)]
-            commands.append(("venue", venue + self.source.venue_args(self.settings)))
-        commands.append(("ingestor", [sys.executable, "-m", "ingestion"]))
-        commands += [(layer, [sys.executable, "-m", f"jobs.{layer}"]) for layer in LAYERS]
-        for name, argv in commands:
-            process = self._process(name)
-            process.check_not_running(self.paths.state)
-            process.spawn(argv, env, REPO_ROOT)
-            self.children[name] = process
+        process = self.process(name)
+        process.spawn(self._commands[name], env, REPO_ROOT)
+        self.children[name] = process
+
+    def restart_failed(self) -> list[str]:
+        """Start again each layer that exited, as the Spark Operator's restart policy does in Kubernetes.
+
+        Raises if a layer has used up its restarts, or if the venue or the ingestor exited: those do not fail.
+        """
+        restarted = []
+        for name in self.failed():
+            if name not in LAYERS or self.restarts[name] >= MAX_RESTARTS:
+                raise RuntimeError(
+                    f"{name} exited (restarted {self.restarts.get(name, 0)} times); see {self.paths.logs}"
+                )
+            self.children[name].stop()  # reaps it
+            self._spawn(name)
+            self.restarts[name] += 1
+            restarted.append(name)
+        return restarted
 
     def stop(self) -> None:
         """Stop the feeders first, then let each layer finish its batch before its process group is killed.
@@ -120,7 +150,7 @@ class Pipeline:
 
     def _child(self, name: str) -> ManagedProcess:
         # Our own Popen where we have it, so that the child is reaped rather than left a zombie.
-        return self.children.get(name) or self._process(name)
+        return self.children.get(name) or self.process(name)
 
     def failed(self) -> list[str]:
         """Children that have exited although nobody asked them to."""
@@ -146,7 +176,7 @@ class Pipeline:
             entry = json.loads(line)
         except ValueError:
             return
-        if entry.get("event") != "batch" or entry.get("query") == "silver_quarantine":
+        if entry.get("event") != "batch" or "quarantined_rows" in entry:
             return
         progress = self.progress[layer]
         progress.rows += entry.get("input_rows", 0)

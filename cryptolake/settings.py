@@ -43,6 +43,40 @@ class Settings:
         "wss://stream.binance.com:9443", "Binance WebSocket base URL; local mode points it at its own venue."
     )
     ingestor_http_port: int = _setting(9108, "Port of the ingestor's /metrics, /healthz and /readyz.")
+    venues: tuple[str, ...] = _setting(
+        ("binance",),
+        "Venues the ingestor streams trades from, comma-separated: binance, kraken, coinbase, bybit, okx "
+        "(also kraken-v1 and coinbase-exchange, the older protocols). Each takes its symbols from its own setting.",
+    )
+    kraken_symbols: tuple[str, ...] = _setting(
+        ("BTC-USD", "ETH-USD"), "Canonical BASE-QUOTE symbols to ingest from Kraken (CRYPTOLAKE_SYMBOLS: Binance's)."
+    )
+    coinbase_symbols: tuple[str, ...] = _setting(
+        ("BTC-USD", "ETH-USD"), "Canonical BASE-QUOTE symbols to ingest from Coinbase, e.g. BTC-USD."
+    )
+    bybit_symbols: tuple[str, ...] = _setting(
+        ("BTC-USDT", "ETH-USDT"),
+        "Canonical symbols to ingest from Bybit: BTC-USDT for spot, BTC-USDT-SWAP for the linear perpetual.",
+    )
+    okx_symbols: tuple[str, ...] = _setting(
+        ("BTC-USDT", "ETH-USDT"), "OKX instrument ids to ingest: BTC-USDT (spot), BTC-USDT-SWAP, BTC-USD-250926."
+    )
+    ingestor_queue_frames: int = _setting(
+        100_000,
+        "Most frames the ingestor holds while Kafka is slow or down; when full it stops reading the venues "
+        "(it blocks, it never drops a received frame).",
+    )
+    ingestor_queue_mib: int = _setting(
+        32, "Most MiB of frames the ingestor holds while Kafka is slow or down; fit it in the pod's memory limit."
+    )
+    ingestor_flush_seconds: int = _setting(
+        10, "On SIGTERM, how long the ingestor waits for Kafka to take queued frames (below the pod's grace period)."
+    )
+    venue_url: str = _setting(
+        "",
+        "Base URL of a local venue serving every feed under /<venue> (cryptolake replay); empty: the real venues.",
+        local=True,
+    )
     trigger_interval: str = _setting("5 seconds", "Micro-batch trigger interval of every streaming query.")
     max_offsets_per_trigger: int = _setting(200_000, "Most Kafka records bronze reads in one micro-batch.")
     shuffle_partitions: int = _setting(4, "spark.sql.shuffle.partitions: state partitions of silver and gold.")
@@ -83,9 +117,13 @@ class Settings:
         """s3a URI of a lake table, e.g. ``bronze/trades``."""
         return f"s3a://{self.lake_bucket}/{table}"
 
+    @staticmethod
+    def checkpoint_key(query: str) -> str:
+        """Key prefix of a streaming query's checkpoint; kept beside the tables so one bucket holds all state."""
+        return f"_checkpoints/{query}"
+
     def checkpoint_uri(self, query: str) -> str:
-        """s3a URI of a streaming query's checkpoint; kept beside the tables so one bucket holds all state."""
-        return f"s3a://{self.lake_bucket}/_checkpoints/{query}"
+        return self.table_uri(self.checkpoint_key(query))
 
     def redacted(self) -> dict[str, str]:
         """Settings as env, secrets masked: what may go to a log."""

@@ -9,9 +9,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake.settings import Settings
+from jobs.layers import BRONZE_TABLE
 from jobs.runtime import run_layer
-
-TABLE = "bronze/trades"
 
 
 def bronze_records(kafka: DataFrame) -> DataFrame:
@@ -43,7 +42,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
         bronze_records(kafka)
         .writeStream.queryName("bronze")
         .format("parquet")
-        .option("path", settings.table_uri(TABLE))
+        .option("path", settings.table_uri(BRONZE_TABLE))
         .option("checkpointLocation", settings.checkpoint_uri("bronze"))
         .partitionBy("date")
         .trigger(processingTime=settings.trigger_interval)

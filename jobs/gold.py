@@ -10,28 +10,32 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake.settings import Settings
 from jobs import schemas
+from jobs.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_query, gold_table
 from jobs.runtime import run_layer
-from jobs.silver import TABLE as SILVER_TABLE
-
-INTERVALS = {"1m": "1 minute"}
 
 
-def table(interval: str) -> str:
-    return f"gold/bars_{interval}"
+def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: bool = False) -> DataFrame:
+    """Silver trades -> one bar per (exchange, symbol, ``interval`` window), emitted once the watermark passes it.
 
-
-def bars(trades: DataFrame, interval: str, watermark: str) -> DataFrame:
-    """Silver trades -> one bar per (exchange, symbol, ``interval`` window), emitted once the watermark passes it."""
-    # Open and close are the first and last trade by event time; the trade id breaks ties, numerically where it is a
-    # number, so that id 10 follows id 9.
-    order = F.struct("event_time", F.col("trade_id").try_cast("long"), "trade_id")
+    ``across_venues``: one bar per symbol over all exchanges instead, with the list of exchanges that traded in it.
+    """
+    # Open and close are the first and last trade by event time; then the exchange and the trade id break ties, the
+    # id numerically where it is a number, so that id 10 follows id 9.
+    order = F.struct("event_time", "exchange", F.col("trade_id").try_cast("long"), "trade_id")
     is_buy = F.col("side") == "buy"
+    venue = [] if across_venues else ["exchange"]
+    # Trade ids name a trade within one venue only; across venues, say which venues traded instead.
+    identity = (
+        [F.array_sort(F.collect_set("exchange")).alias("exchanges")]
+        if across_venues
+        else [F.min_by("trade_id", order).alias("first_trade_id"), F.max_by("trade_id", order).alias("last_trade_id")]
+    )
     return (
         trades
         # Step 1: how late a trade may come and still count in its bar.
         .withWatermark("event_time", watermark)
         # Step 2: one group per bar.
-        .groupBy(F.window("event_time", INTERVALS[interval]).alias("bar"), "exchange", "symbol")
+        .groupBy(F.window("event_time", BAR_INTERVALS[interval]).alias("bar"), *venue, "symbol")
         .agg(
             F.min_by("price", order).alias("open"),
             F.max("price").alias("high"),
@@ -42,14 +46,13 @@ def bars(trades: DataFrame, interval: str, watermark: str) -> DataFrame:
             F.count(F.lit(1)).alias("trades"),
             F.sum(F.when(is_buy, F.col("size")).otherwise(0)).alias("buy_volume"),
             F.sum(F.when(~is_buy, F.col("size")).otherwise(0)).alias("sell_volume"),
-            F.min_by("trade_id", order).alias("first_trade_id"),
-            F.max_by("trade_id", order).alias("last_trade_id"),
+            *identity,
         )
         # Step 3: bar bounds, vwap, and the day the bar starts on to partition by.
         .select(
             F.col("bar.start").alias("bar_start"),
             F.col("bar.end").alias("bar_end"),
-            "exchange",
+            *venue,
             "symbol",
             "open",
             "high",
@@ -61,8 +64,7 @@ def bars(trades: DataFrame, interval: str, watermark: str) -> DataFrame:
             "trades",
             "buy_volume",
             "sell_volume",
-            "first_trade_id",
-            "last_trade_id",
+            *(["exchanges"] if across_venues else ["first_trade_id", "last_trade_id"]),
             F.to_date("bar.start").alias("date"),
         )
     )
@@ -70,20 +72,21 @@ def bars(trades: DataFrame, interval: str, watermark: str) -> DataFrame:
 
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     trades = spark.readStream.schema(schemas.SILVER).parquet(settings.table_uri(SILVER_TABLE))
-    return [
-        (
-            bars(trades, interval, settings.gold_watermark)
-            .writeStream.queryName(f"gold_{interval}")
+    queries = []
+    for interval, across_venues in GOLD_OUTPUTS:
+        name = gold_query(interval, across_venues)
+        queries.append(
+            bars(trades, interval, settings.gold_watermark, across_venues=across_venues)
+            .writeStream.queryName(name)
             .format("parquet")
             .outputMode("append")
-            .option("path", settings.table_uri(table(interval)))
-            .option("checkpointLocation", settings.checkpoint_uri(f"gold_{interval}"))
+            .option("path", settings.table_uri(gold_table(interval, across_venues)))
+            .option("checkpointLocation", settings.checkpoint_uri(name))
             .partitionBy("date", "symbol")
             .trigger(processingTime=settings.trigger_interval)
             .start()
         )
-        for interval in INTERVALS
-    ]
+    return queries
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake import logs
 from cryptolake.settings import Settings
+from jobs.layers import QUARANTINE_QUERY
 from jobs.session import build_session
 
 log = logging.getLogger("jobs")
@@ -27,16 +28,33 @@ StartQueries = Callable[[SparkSession, Settings], list[StreamingQuery]]
 def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
     """The fields of one micro-batch's progress that tell a layer's story, flattened for one log line."""
     state = progress.get("stateOperators") or []
-    return {
+    output_rows = (progress.get("sink") or {}).get("numOutputRows", -1)
+    summary = {
         "query": progress.get("name"),
         "batch": progress.get("batchId"),
         "input_rows": progress.get("numInputRows", 0),
+        "output_rows": output_rows,
         "rows_per_s": round(progress.get("processedRowsPerSecond") or 0.0, 1),
         "duration_ms": (progress.get("durationMs") or {}).get("triggerExecution"),
         "watermark": (progress.get("eventTime") or {}).get("watermark"),
         "late_rows": sum(op.get("numRowsDroppedByWatermark", 0) for op in state),
         "state_rows": sum(op.get("numRowsTotal", 0) for op in state),
     }
+    if summary["query"] == QUARANTINE_QUERY:
+        summary["quarantined_rows"] = output_rows
+    return summary
+
+
+def what_to_do(error: str) -> str | None:
+    """Advice for failures an operator must act on, by what Spark's message says."""
+    if "KAFKA_DATA_LOSS" in error or "Some data may have been lost" in error:
+        return (
+            "Kafka no longer holds offsets bronze has not read yet: the topic was recreated, or retention deleted "
+            "records before bronze read them. Nothing was skipped. To go on from what Kafka holds now, reset bronze "
+            "(`cryptolake reset bronze`, or delete its checkpoint in the bucket), then silver and gold to rebuild "
+            "them from the new bronze."
+        )
+    return None
 
 
 class ProgressLogger(StreamingQueryListener):
@@ -95,7 +113,7 @@ def run_layer(layer: str, start: StartQueries, upstream: str | None = None) -> i
                 ended = [q.name for q in queries if not q.isActive]
                 raise RuntimeError(f"query {', '.join(ended)} stopped by itself")
     except (StreamingQueryException, RuntimeError) as exc:
-        log.error("query failed", extra=logs.fields(error=str(exc)))
+        log.error("query failed", extra=logs.fields(error=str(exc), what_to_do=what_to_do(str(exc))))
         return 1
     finally:
         for query in queries:

@@ -22,6 +22,11 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "spark.hadoop.fs.s3a.access.key": settings.s3_access_key,
         "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key,
+        # Each sink's and file source's log is rewritten whole at every compaction, and grows with every file the
+        # table holds; at a 5 s trigger, compacting every 100 batches (about 8 minutes) keeps that cost small, while
+        # readers still replay at most 99 batch files after the last compaction.
+        "spark.sql.streaming.fileSink.log.compactInterval": "100",
+        "spark.sql.streaming.fileSource.log.compactInterval": "100",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         # Standard Parquet timestamps (not the legacy INT96), so pyarrow and other readers see UTC instants.

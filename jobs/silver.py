@@ -9,13 +9,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake.settings import Settings
-from jobs import schemas
-from jobs.bronze import TABLE as BRONZE_TABLE
+from jobs import schemas, venues
+from jobs.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
 from jobs.runtime import run_layer
 
-TABLE = "silver/trades"
-QUARANTINE_TABLE = "silver/quarantine"
-KNOWN_EXCHANGES = ("binance",)
 # Further apart than this, an event time is a venue's or a parser's error, not latency.
 MAX_CLOCK_SKEW_HOURS = 24
 
@@ -24,35 +21,31 @@ def _header(name: str) -> Column:
     return F.try_element_at(F.filter("headers", lambda h: h["key"] == name), F.lit(1))["value"].cast("string")
 
 
-def _binance(frame: Column) -> Column:
-    """A Binance trade frame -> struct of the common trade fields; null if it is no trade frame at all."""
-    data = F.from_json(frame, schemas.BINANCE_TRADE_FRAME)["data"].cast(schemas.BINANCE_TRADE)
-    fields = F.struct(
-        data["trade_id"].cast("string").alias("trade_id"),
-        data["price"].try_cast(schemas.PRICE).alias("price"),
-        data["quantity"].try_cast(schemas.SIZE).alias("size"),
-        # The buyer was the maker, so the taker sold.
-        F.when(data["buyer_is_maker"], "sell").when(~data["buyer_is_maker"], "buy").alias("side"),
-        F.timestamp_millis(data["trade_time"]).alias("event_time"),
-    )
-    return F.when(data.isNotNull(), fields)
-
-
-def parse_trades(bronze: DataFrame) -> DataFrame:
-    """Bronze rows -> one row per trade, typed, with ``reject_reason`` set on rows that must go to quarantine."""
-    symbol = F.try_element_at(F.split(F.col("key").cast("string"), ":", 2), F.lit(2))
-    reject_reason = (
-        F.when(~F.col("exchange").isin(*KNOWN_EXCHANGES) | F.col("exchange").isNull(), "unknown exchange")
-        .when(F.col("parsed").isNull(), "unparseable frame")
+def _reject_reason() -> Column:
+    """Why a row cannot be a silver trade, or null: the first that applies, in this order."""
+    skew = F.abs(F.unix_micros("event_time") - F.unix_micros("ingest_time"))
+    return (
+        F.when(~F.col("exchange").isin(*venues.PARSERS) | F.col("exchange").isNull(), "unknown exchange")
+        .when(F.col("trades").isNull(), "unparseable frame")
+        .when(F.size("trades") == 0, "frame carries no trade")
         .when(F.col("trade_id").isNull(), "no trade id")
         .when(F.col("price").isNull() | F.col("size").isNull(), "missing or malformed price or size")
         .when((F.col("price") <= 0) | (F.col("size") <= 0), "non-positive price or size")
+        .when(F.col("side").isNull(), "no taker side")
         .when(F.col("event_time").isNull(), "no event time")
         .when(
-            F.abs(F.unix_micros("event_time") - F.unix_micros("ingest_time")) > MAX_CLOCK_SKEW_HOURS * 3_600_000_000,
+            skew > MAX_CLOCK_SKEW_HOURS * 3_600_000_000,
             f"event time more than {MAX_CLOCK_SKEW_HOURS} h from ingest time",
         )
     )
+
+
+def parse_trades(bronze: DataFrame) -> DataFrame:
+    """Bronze rows -> one row per trade, typed, with ``reject_reason`` set on rows that must go to quarantine.
+
+    A frame carrying several trades gives a row each; one that carries none, or cannot be read, gives one row to
+    quarantine, so no bronze row disappears.
+    """
     return (
         bronze
         # Step 1: venue, symbol and receive time from the ingestor's key and headers.
@@ -63,14 +56,25 @@ def parse_trades(bronze: DataFrame) -> DataFrame:
             "offset",
             "kafka_timestamp",
             _header("exchange").alias("exchange"),
-            symbol.alias("symbol"),
+            F.try_element_at(F.split(F.col("key").cast("string"), ":", 2), F.lit(2)).alias("key_symbol"),
             F.timestamp_micros(_header("received_at_us").try_cast("long")).alias("ingest_time"),
         )
-        # Step 2: parse the frame once, typed without failing on bad input (try_cast leaves null for quarantine).
-        .select("*", _binance(F.col("value").cast("string")).alias("parsed"))
-        .select("*", "parsed.*")
-        # Step 3: what is wrong with the row, if anything.
-        .withColumn("reject_reason", reject_reason)
+        # Step 2: parse each frame once, with its venue's parser.
+        .withColumn("trades", venues.parse(F.col("exchange"), F.col("value").cast("string")))
+        # Step 3: one row per trade (explode_outer keeps frames without trades, for quarantine).
+        .select("*", F.explode_outer("trades").alias("trade"))
+        # Step 4: typed fields; try_cast leaves null, not an error, where the venue sent something malformed.
+        .select(
+            "*",
+            F.coalesce("trade.symbol", "key_symbol").alias("symbol"),
+            F.col("trade.trade_id").alias("trade_id"),
+            F.col("trade.price").try_cast(schemas.PRICE).alias("price"),
+            F.col("trade.size").try_cast(schemas.SIZE).alias("size"),
+            F.col("trade.side").alias("side"),
+            F.col("trade.event_time").alias("event_time"),
+        )
+        # Step 5: what is wrong with the row, if anything.
+        .withColumn("reject_reason", _reject_reason())
         .select(
             "exchange",
             "symbol",
@@ -123,8 +127,8 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     bronze = spark.readStream.schema(schemas.BRONZE).parquet(settings.table_uri(BRONZE_TABLE))
     parsed = parse_trades(bronze)
     sinks = [
-        ("silver", valid_trades(parsed, settings.silver_watermark), TABLE),
-        ("silver_quarantine", quarantined(parsed), QUARANTINE_TABLE),
+        ("silver", valid_trades(parsed, settings.silver_watermark), SILVER_TABLE),
+        (QUARANTINE_QUERY, quarantined(parsed), QUARANTINE_TABLE),
     ]
     return [
         (

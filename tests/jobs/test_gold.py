@@ -1,11 +1,15 @@
-from datetime import datetime
+import dataclasses
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from ingestion.synthetic import generate
 from jobs import schemas
 from jobs.gold import bars
+from tests import reference
 
 T0 = datetime(2024, 8, 8, 23, 54, 0)
 
@@ -51,3 +55,45 @@ def test_bars_split_by_minute_exchange_and_symbol(spark: SparkSession) -> None:
     keys = sorted((r.bar_start.minute, r.exchange, r.symbol, r.trades) for r in result.collect())
     assert keys == [(54, "binance", "BTC-USDT", 1), (54, "binance", "ETH-USDT", 1), (54, "okx", "ETH-USDT", 1),
                     (56, "binance", "BTC-USDT", 1)]  # fmt: skip
+
+
+def _silver_rows(trades: list[reference.Trade]) -> list[tuple[object, ...]]:
+    rows = []
+    for t in trades:
+        moment = datetime(1970, 1, 1) + timedelta(microseconds=t.time_us)
+        rows.append((t.exchange, t.symbol, *t.symbol.split("-"), t.trade_id, t.price, t.size, t.price * t.size,
+                     t.side, moment, moment, "crypto.trades", 0, 0, moment.date()))  # fmt: skip
+    return rows
+
+
+@pytest.mark.parametrize(("interval", "minutes"), [("1m", 1), ("5m", 5), ("1h", 60)])
+def test_bars_equal_the_reference_at_every_interval(spark: SparkSession, interval: str, minutes: int) -> None:
+    trades = [
+        reference.from_synthetic(t, exchange)
+        for exchange, seed in (("binance", 1), ("okx", 2))
+        for t in generate(["BTC-USDT", "ETH-USDT"], seed=seed, start_ms=1_723_161_255_342, rate=0.5, count=3_000)
+    ]  # fmt: skip
+    result = bars(spark.createDataFrame(_silver_rows(trades), schemas.SILVER), interval, "10 seconds").collect()
+    expected = reference.bars(trades, minutes)
+    got = {
+        (r.exchange, r.symbol, int(r.bar_start.replace(tzinfo=UTC).timestamp()) * 1_000_000): reference.Bar(
+            r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.vwap, r.trades, r.buy_volume, r.sell_volume,
+            r.first_trade_id, r.last_trade_id)
+        for r in result
+    }  # fmt: skip
+    assert set(got) == set(expected) and len(result) == len(expected)
+    for key, bar in expected.items():
+        assert got[key] == dataclasses.replace(bar, vwap=pytest.approx(bar.vwap, rel=1e-12)), key
+
+
+def test_bars_across_venues_pool_every_exchange(spark: SparkSession) -> None:
+    rows = [
+        _trade("BTC-USDT", "7", "100", "1", 1, "buy"),
+        ("okx", *_trade("BTC-USDT", "7", "102", "3", 2, "sell")[1:]),
+        ("okx", *_trade("BTC-USDT", "8", "101", "1", 3, "buy")[1:]),
+    ]
+    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds", across_venues=True).drop("date")
+    quote = Decimal(100 + 306 + 101)
+    expected = [(T0, T0.replace(minute=55), "BTC-USDT", Decimal(100), Decimal(102), Decimal(100), Decimal(101),
+                 Decimal(5), quote, float(quote / 5), 3, Decimal(2), Decimal(3), ["binance", "okx"])]  # fmt: skip
+    assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))
