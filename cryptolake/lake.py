@@ -124,5 +124,7 @@ def reset(settings: Settings, layer: Layer, s3: fs.FileSystem | None = None) -> 
     s3 = s3 or filesystem(settings)
     prefixes = [*layer.tables, *map(settings.checkpoint_key, layer.queries)]
     for prefix in prefixes:
-        s3.delete_dir_contents(f"{settings.lake_bucket}/{prefix}", missing_dir_ok=True)
+        path = f"{settings.lake_bucket}/{prefix}"
+        if s3.get_file_info(path).type != fs.FileType.NotFound:
+            s3.delete_dir(path)  # the prefix itself too: delete_dir_contents leaves a marker object behind
     return [f"s3://{settings.lake_bucket}/{prefix}" for prefix in prefixes]
