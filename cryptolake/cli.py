@@ -54,7 +54,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     install(settings)
     services = LocalServices(settings)
     source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
-    pipeline = Pipeline(settings, source)
+    pipeline = Pipeline(settings, source, one_jvm=args.one_jvm)
     try:
         services.start()
         pipeline.start()
@@ -198,6 +198,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--recording", type=Path, nargs="*", default=[], help="replay: *.replay.jsonl files")
     up.add_argument("--speed", default="1", help="synthetic and replay: N times real time, or max")
     up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second")
+    up.add_argument("--one-jvm", action="store_true", help="run the three layers in one Spark driver")
     up.set_defaults(func=cmd_up)
     commands.add_parser("down", help="stop a running `cryptolake up`").set_defaults(func=cmd_down)
     bars = commands.add_parser("bars", help="print gold bars from the lake")

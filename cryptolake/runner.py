@@ -23,6 +23,7 @@ from cryptolake.local.procs import ManagedProcess, free_port
 from cryptolake.settings import Settings
 
 LAYERS = ("bronze", "silver", "gold")
+ONE_JVM = "layers"  # the process running all three layers in one Spark driver
 JOB_STOP_SECONDS = 60.0
 MAX_RESTARTS = 5
 
@@ -62,11 +63,12 @@ class LayerProgress:
 class Pipeline:
     """The venue (unless live), the ingestor and the three layer jobs, on services that already run.
 
-    ``source`` None runs the layers alone, on what Kafka already holds.
+    ``source`` None runs the layers alone, on what Kafka already holds; ``one_jvm`` runs them in one Spark driver.
     """
 
     settings: Settings
     source: Source | None = field(default_factory=Source)
+    one_jvm: bool = False
 
     def __post_init__(self) -> None:
         self.paths = LocalPaths.of(self.settings)
@@ -81,7 +83,8 @@ class Pipeline:
         self.settings = self.settings.with_(**overrides)
         self.venue_port = venue_port
         self.children: dict[str, ManagedProcess] = {}
-        self.restarts = dict.fromkeys(LAYERS, 0)
+        self.layer_processes = (ONE_JVM,) if self.one_jvm else LAYERS
+        self.restarts = dict.fromkeys(self.layer_processes, 0)
         self.progress = {layer: LayerProgress() for layer in LAYERS}
         self._log_offsets: dict[str, int] = {}
         self._commands = self._command_lines()
@@ -93,7 +96,8 @@ class Pipeline:
             commands["venue"] = venue + self.source.venue_args(self.settings)
         if self.source is not None:
             commands["ingestor"] = [sys.executable, "-m", "ingestion"]
-        commands.update({layer: [sys.executable, "-m", f"jobs.{layer}"] for layer in LAYERS})
+        for name in self.layer_processes:
+            commands[name] = [sys.executable, "-m", "jobs.all_layers" if name == ONE_JVM else f"jobs.{name}"]
         return commands
 
     def process(self, name: str) -> ManagedProcess:
@@ -118,7 +122,7 @@ class Pipeline:
         """
         restarted = []
         for name in self.failed():
-            if name not in LAYERS or self.restarts[name] >= MAX_RESTARTS:
+            if name not in self.restarts or self.restarts[name] >= MAX_RESTARTS:
                 raise RuntimeError(
                     f"{name} exited (restarted {self.restarts.get(name, 0)} times); see {self.paths.logs}"
                 )
@@ -135,7 +139,7 @@ class Pipeline:
         """
         for name in ("venue", "ingestor"):
             self._child(name).stop(timeout=20.0)
-        layers = [self._child(layer) for layer in LAYERS]
+        layers = [self._child(name) for name in (*LAYERS, ONE_JVM)]
         for process in layers:
             pid = process.running_pid()
             if pid is not None:
@@ -158,18 +162,18 @@ class Pipeline:
 
     def poll_progress(self) -> None:
         """Fold the batch lines the layers logged since the last call into :attr:`progress`."""
-        for layer in LAYERS:
-            log_path = self.paths.logs / f"{layer}.log"
-            offset = self._log_offsets.get(layer, 0)
+        for name in self.layer_processes:
+            log_path = self.paths.logs / f"{name}.log"
+            offset = self._log_offsets.get(name, 0)
             with contextlib.suppress(FileNotFoundError), log_path.open("rb") as log:
                 log.seek(offset)
                 chunk = log.read()
                 complete = chunk[: chunk.rfind(b"\n") + 1]
-                self._log_offsets[layer] = offset + len(complete)
+                self._log_offsets[name] = offset + len(complete)
                 for line in complete.splitlines():
-                    self._fold(layer, line)
+                    self._fold(line)
 
-    def _fold(self, layer: str, line: bytes) -> None:
+    def _fold(self, line: bytes) -> None:
         if not line.startswith(b"{"):
             return  # Spark's own log lines
         try:
@@ -178,7 +182,9 @@ class Pipeline:
             return
         if entry.get("event") != "batch" or "quarantined_rows" in entry:
             return
-        progress = self.progress[layer]
+        progress = self.progress.get(str(entry.get("query")).split("_")[0])  # bronze, silver, gold_1m, ...
+        if progress is None:
+            return
         progress.rows += entry.get("input_rows", 0)
         progress.batches += 1
         if entry.get("input_rows"):

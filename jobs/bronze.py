@@ -10,7 +10,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake.settings import Settings
 from jobs.layers import BRONZE_TABLE
-from jobs.runtime import run_layer
+from jobs.runtime import Stage, run_layer
 
 
 def bronze_records(kafka: DataFrame) -> DataFrame:
@@ -52,7 +52,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
 
 
 def main() -> int:
-    return run_layer("bronze", start)
+    return run_layer("bronze", Stage(start))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from cryptolake.settings import Settings
 from jobs import schemas
 from jobs.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_query, gold_table
-from jobs.runtime import run_layer
+from jobs.runtime import Stage, run_layer
 
 
 def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: bool = False) -> DataFrame:
@@ -90,7 +90,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
 
 
 def main() -> int:
-    return run_layer("gold", start, upstream=SILVER_TABLE)
+    return run_layer("gold", Stage(start, SILVER_TABLE))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
@@ -85,10 +86,18 @@ def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_se
         stop.wait(poll_seconds)
 
 
-def run_layer(layer: str, start: StartQueries, upstream: str | None = None) -> int:
-    """Run a layer's queries until SIGTERM (exit 0) or until one fails (exit 1, so the pod restarts).
+@dataclass(frozen=True)
+class Stage:
+    """A layer's queries, and the lake table they read (waited for until its first commit), if any."""
 
-    ``upstream``: the lake table the layer reads, waited for until its first commit.
+    start: StartQueries
+    upstream: str | None = None
+
+
+def run_layer(layer: str, *stages: Stage) -> int:
+    """Run the stages' queries until SIGTERM (exit 0) or until one fails (exit 1, so the pod restarts).
+
+    One stage is one layer; several run layers in one Spark driver, each started once its upstream table exists.
     """
     logs.configure(layer)
     settings = Settings.from_env()
@@ -103,9 +112,13 @@ def run_layer(layer: str, start: StartQueries, upstream: str | None = None) -> i
     signal.signal(signal.SIGINT, request_stop)
     spark = build_session(settings, f"cryptolake-{layer}")
     spark.streams.addListener(ProgressLogger())
-    if upstream is not None:
-        wait_for_table(spark, settings.table_uri(upstream), stop)
-    queries = [] if stop.is_set() else start(spark, settings)
+    queries: list[StreamingQuery] = []
+    for stage in stages:
+        if stage.upstream is not None:
+            wait_for_table(spark, settings.table_uri(stage.upstream), stop)
+        if stop.is_set():
+            break
+        queries += stage.start(spark, settings)
     try:
         while not stop.is_set():
             # Raises StreamingQueryException if a query failed; True alone means one stopped by itself.

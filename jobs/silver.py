@@ -11,7 +11,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from cryptolake.settings import Settings
 from jobs import schemas, venues
 from jobs.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
-from jobs.runtime import run_layer
+from jobs.runtime import Stage, run_layer
 
 # Further apart than this, an event time is a venue's or a parser's error, not latency.
 MAX_CLOCK_SKEW_HOURS = 24
@@ -145,7 +145,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
 
 
 def main() -> int:
-    return run_layer("silver", start, upstream=BRONZE_TABLE)
+    return run_layer("silver", Stage(start, BRONZE_TABLE))
 
 
 if __name__ == "__main__":

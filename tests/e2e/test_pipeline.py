@@ -31,8 +31,8 @@ SEED = 7
 WATERMARK_S = 5
 
 
-@pytest.fixture(scope="module")
-def pipeline(services: Settings) -> Iterator[tuple[Pipeline, list[Trade]]]:
+@pytest.fixture(scope="module", params=[False, True], ids=["three-jvms", "one-jvm"])
+def pipeline(services: Settings, request: pytest.FixtureRequest) -> Iterator[tuple[Pipeline, list[Trade]]]:
     run = uuid.uuid4().hex[:8]
     settings = services.with_(
         kafka_topic=f"e2e-{run}",
@@ -47,7 +47,7 @@ def pipeline(services: Settings) -> Iterator[tuple[Pipeline, list[Trade]]]:
     start_ms = int(time.time() * 1000) - 300_000  # in the past: event times stay near ingest times
     source = Source(kind="synthetic", count=TRADES, rate=RATE, seed=SEED, start_ms=start_ms, speed="max")
     trades = list(generate(SYMBOLS, seed=SEED, start_ms=start_ms, rate=RATE, count=TRADES))
-    running = Pipeline(settings, source)
+    running = Pipeline(settings, source, one_jvm=request.param)
     running.start()
     try:
         yield running, trades

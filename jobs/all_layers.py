@@ -1,0 +1,17 @@
+"""Bronze, silver and gold in one Spark driver: one JVM instead of three, for machines short of memory."""
+
+from __future__ import annotations
+
+import sys
+
+from jobs import bronze, gold, silver
+from jobs.layers import BRONZE_TABLE, SILVER_TABLE
+from jobs.runtime import Stage, run_layer
+
+
+def main() -> int:
+    return run_layer("layers", Stage(bronze.start), Stage(silver.start, BRONZE_TABLE), Stage(gold.start, SILVER_TABLE))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
