@@ -1,0 +1,42 @@
+# syntax=docker/dockerfile:1
+# The Spark image of the bronze, silver and gold SparkApplications: the official Apache Spark image of pyspark's
+# version, the jars pinned in spark-jars.txt on Spark's classpath, and the project installed from uv.lock.
+ARG SPARK_IMAGE=apache/spark:4.0.0-scala2.13-java17-python3-ubuntu
+
+FROM ${SPARK_IMAGE} AS build
+USER root
+ARG UV_VERSION=0.13.8
+# The image's python3 is Ubuntu's 3.10; the project needs 3.11, so uv brings a managed CPython.
+ARG PYTHON_VERSION=3.11.18
+ENV UV_PYTHON_INSTALL_DIR=/opt/python \
+    UV_PYTHON_PREFERENCE=only-managed \
+    UV_PROJECT_ENVIRONMENT=/opt/cryptolake/.venv \
+    UV_COMPILE_BYTECODE=1 \
+    UV_LINK_MODE=copy
+RUN python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
+
+# The jars come from the list and the stdlib-only fetcher that local setup uses, each checked against its sha256.
+COPY spark-jars.txt cryptolake/jars.py /tmp/jars/
+RUN python3 /tmp/jars/jars.py --list /tmp/jars/spark-jars.txt --dest /opt/cryptolake-jars
+
+RUN uv python install "${PYTHON_VERSION}"
+WORKDIR /opt/cryptolake
+# pyspark stays out of the venv: spark-submit puts the image's own pyspark (the same version) on PYTHONPATH, and the
+# wheel would add a second copy of every Spark jar.
+COPY pyproject.toml uv.lock ./
+RUN uv sync --frozen --no-dev --no-install-project --no-install-package pyspark --python "${PYTHON_VERSION}"
+COPY README.md ./
+COPY cryptolake ./cryptolake
+COPY ingestion ./ingestion
+COPY jobs ./jobs
+RUN uv sync --frozen --no-dev --no-editable --no-install-package pyspark --python "${PYTHON_VERSION}"
+
+FROM ${SPARK_IMAGE}
+COPY --from=build /opt/python /opt/python
+COPY --from=build /opt/cryptolake-jars/ /opt/spark/jars/
+# The SparkApplications run local:///opt/cryptolake/jobs/<layer>.py with the venv's interpreter.
+COPY --from=build /opt/cryptolake /opt/cryptolake
+ENV PYSPARK_PYTHON=/opt/cryptolake/.venv/bin/python \
+    PYSPARK_DRIVER_PYTHON=/opt/cryptolake/.venv/bin/python \
+    PYTHONDONTWRITEBYTECODE=1
+USER 185:185

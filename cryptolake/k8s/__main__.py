@@ -1,0 +1,44 @@
+"""``python -m cryptolake.k8s settings [--check]`` regenerates the chart's settings file; ``tools`` installs the
+pinned Kubernetes tools and prints where they are."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from cryptolake.k8s import chartgen, tools
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cryptolake.k8s", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    settings = sub.add_parser("settings", help="write charts/cryptolake/files/settings.yaml from the settings model")
+    settings.add_argument("--check", action="store_true", help="only report whether the committed file is current")
+    sub.add_parser("tools", help="install the tools pinned in k8s-tools.txt")
+    args = parser.parse_args(argv)
+
+    if args.command == "settings":
+        if args.check:
+            if chartgen.is_current():
+                return 0
+            print(f"{chartgen.SETTINGS_FILE} is stale: run python -m cryptolake.k8s settings", file=sys.stderr)
+            return 1
+        chartgen.write()
+        print(f"wrote {chartgen.SETTINGS_FILE}")
+        return 0
+
+    started = time.monotonic()
+    try:
+        installed = tools.install()
+    except tools.ToolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for name, path in installed.items():
+        print(f"{name:22} {path}")
+    print(f"ready in {time.monotonic() - started:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Generate ``charts/cryptolake/files/settings.yaml`` from the one settings model.
+
+The chart's templates range over this file to build every container's env, so no ``CRYPTOLAKE_*`` name is spelled
+in the charts by hand; a test fails when the committed file no longer matches :func:`cryptolake.settings.describe`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from cryptolake.local.paths import REPO_ROOT
+from cryptolake.settings import ENV_PREFIX, describe
+
+SETTINGS_FILE = REPO_ROOT / "charts" / "cryptolake" / "files" / "settings.yaml"
+
+_HEADER = (
+    "# Generated from cryptolake/settings.py by `python -m cryptolake.k8s settings`: do not edit.\n"
+    "# Every setting the ingestor and the Spark jobs read (local-mode ones left out), in declaration order.\n"
+    "# Templates turn each into an env var: a value from .Values.settings or this default, or a Secret reference.\n"
+)
+
+
+def settings_text() -> str:
+    entries = [
+        {
+            "name": item["env"].removeprefix(ENV_PREFIX).lower(),
+            "env": item["env"],
+            # A secret's code default is a local-mode convenience; in the charts it always comes from a Secret.
+            "default": None if item["secret"] else item["default"],
+            "secret": item["secret"],
+            "help": item["help"],
+        }
+        for item in describe()
+        if not item["local"]
+    ]
+    return _HEADER + yaml.safe_dump({"settings": entries}, sort_keys=False, width=120)
+
+
+def is_current(path: Path = SETTINGS_FILE) -> bool:
+    return path.exists() and path.read_text() == settings_text()
+
+
+def write(path: Path = SETTINGS_FILE) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(settings_text())

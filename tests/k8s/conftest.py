@@ -1,0 +1,80 @@
+"""Fixtures of the Kubernetes checks: the pinned tools, installed on first use (Go builds from the module proxy,
+then cached under .cryptolake/tools/k8s), and the charts rendered with them. No cluster, no Docker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from cryptolake.k8s import render, tools
+
+# A first run builds helm, kubeconform, helm-unittest and skaffold from source: beyond the suite's per-test limit.
+INSTALL_TIMEOUT = 1800
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.timeout(INSTALL_TIMEOUT))
+
+
+@pytest.fixture(scope="session")
+def pins() -> dict[str, tools.Pin]:
+    return tools.read_pins()
+
+
+@pytest.fixture(scope="session")
+def tool(pins: dict[str, tools.Pin]) -> Callable[[str], Path]:
+    """Binary of a pinned tool, built on first use."""
+
+    def get(name: str) -> Path:
+        return tools.binary(pins[name])
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def helm(tool: Callable[[str], Path]) -> Path:
+    return tool("helm")
+
+
+@pytest.fixture(scope="session")
+def kube_version(pins: dict[str, tools.Pin]) -> str:
+    """Kubernetes version of the kind node, without the v."""
+    return pins["kubernetes"].version.removeprefix("v")
+
+
+@pytest.fixture(scope="session")
+def renderer(helm: Path, pins: dict[str, tools.Pin], kube_version: str) -> render.Renderer:
+    return render.Renderer(helm, tools.operator_chart(pins), kube_version)
+
+
+@pytest.fixture(scope="session")
+def kubeconform(
+    tool: Callable[[str], Path], pins: dict[str, tools.Pin], kube_version: str
+) -> Callable[[list[Path]], dict[str, Any]]:
+    """Strict validation against the kind node's Kubernetes schemas and the Spark Operator's CRDs."""
+    binary = tool("kubeconform")
+    schema_dirs = [tools.kubernetes_schemas(pins), tools.crd_schemas(pins)]
+
+    def validate(files: list[Path]) -> dict[str, Any]:
+        return render.kubeconform(binary, schema_dirs, kube_version, files)
+
+    return validate
+
+
+@pytest.fixture
+def manifest_file(tmp_path: Path) -> Callable[[str, list[render.Manifest]], Path]:
+    """Write manifests to a file of this test's temporary folder."""
+
+    def write(name: str, docs: list[render.Manifest]) -> Path:
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        return path
+
+    return write

@@ -1,0 +1,157 @@
+"""The Dockerfiles agree with pyproject, uv.lock, the jar pins and the chart: versions, paths, users."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cryptolake.jars import read_pins
+from cryptolake.k8s.render import pyspark_version
+from cryptolake.local.paths import REPO_ROOT
+from cryptolake.settings import Settings
+
+SPARK_DOCKERFILE = REPO_ROOT / "Dockerfile"
+INGESTOR_DOCKERFILE = REPO_ROOT / "images" / "ingestor" / "Dockerfile"
+DOCKERFILES = (SPARK_DOCKERFILE, INGESTOR_DOCKERFILE)
+
+
+@dataclass
+class Stage:
+    base: str
+    instructions: list[tuple[str, str]] = field(default_factory=list)
+
+    def args(self, keyword: str) -> list[str]:
+        return [rest for kw, rest in self.instructions if kw == keyword]
+
+
+@dataclass
+class Dockerfile:
+    args: dict[str, str]
+    stages: list[Stage]
+
+    @property
+    def final(self) -> Stage:
+        return self.stages[-1]
+
+    def expand(self, text: str) -> str:
+        return re.sub(r"\$\{(\w+)\}", lambda m: self.args.get(m[1], m[0]), text)
+
+
+def parse(path: Path) -> Dockerfile:
+    """Instructions by stage, continuation lines joined; ARG defaults collected for ${...} expansion."""
+    text = re.sub(r"\\\n", " ", path.read_text())
+    parsed = Dockerfile({}, [])
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keyword, _, rest = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "ARG" and "=" in rest:
+            name, _, default = rest.partition("=")
+            parsed.args.setdefault(name, default.strip('"'))
+        if keyword == "FROM":
+            parsed.stages.append(Stage(parsed.expand(rest.split()[0])))
+        elif parsed.stages:
+            parsed.stages[-1].instructions.append((keyword, rest))
+    return parsed
+
+
+def copy_sources(dockerfile: Dockerfile) -> list[str]:
+    """Sources of every COPY from the build context (not from another stage)."""
+    sources = []
+    for stage in dockerfile.stages:
+        for rest in stage.args("COPY"):
+            words = [w for w in shlex.split(rest) if not w.startswith("--")]
+            if "--from=" not in rest:
+                sources += words[:-1]
+    return sources
+
+
+def docker_context_includes(path: str) -> bool:
+    """Whether .dockerignore (an allow-list) keeps `path` in the build context."""
+    included = True
+    for pattern in (REPO_ROOT / ".dockerignore").read_text().splitlines():
+        pattern = pattern.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negate = pattern.startswith("!")
+        pattern = pattern.removeprefix("!").rstrip("/")
+        if fnmatch.fnmatch(path, pattern) or path.startswith(pattern + "/"):
+            included = negate
+    return included
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_copied_paths_exist_in_the_build_context(path: Path) -> None:
+    sources = copy_sources(parse(path))
+    assert sources
+    for source in sources:
+        assert (REPO_ROOT / source).exists(), source
+        assert docker_context_includes(source), f"{source} is excluded by .dockerignore"
+
+
+def test_spark_image_is_the_official_one_of_pysparks_version() -> None:
+    dockerfile = parse(SPARK_DOCKERFILE)
+    assert {stage.base for stage in dockerfile.stages} == {
+        f"apache/spark:{pyspark_version()}-scala2.13-java17-python3-ubuntu"
+    }
+
+
+def test_spark_image_bakes_in_the_pinned_jars() -> None:
+    dockerfile = parse(SPARK_DOCKERFILE)
+    runs = [r for stage in dockerfile.stages for r in stage.args("RUN")]
+    (fetch,) = [r for r in runs if "jars.py" in r]
+    words = shlex.split(fetch)
+    listed = Path(words[words.index("--list") + 1]).name
+    assert listed == "spark-jars.txt" and "spark-jars.txt" in copy_sources(dockerfile)
+    destination = words[words.index("--dest") + 1]
+    final_copies = dockerfile.final.args("COPY")
+    assert any(destination in c and c.rstrip().endswith("/opt/spark/jars/") for c in final_copies)
+    assert read_pins(), "spark-jars.txt pins no jar"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_project_installed_from_the_lock_without_dev_deps_or_pyspark(path: Path) -> None:
+    syncs = [r for stage in parse(path).stages for r in stage.args("RUN") if "uv sync" in r]
+    assert syncs
+    for sync in syncs:
+        for flag in ("--frozen", "--no-dev", "--no-install-package pyspark"):
+            assert flag in sync, f"{flag} missing from: {sync}"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_images_run_as_non_root(path: Path) -> None:
+    users = parse(path).final.args("USER")
+    assert users, "the final stage sets no USER"
+    assert users[-1].split(":")[0] not in ("0", "root")
+
+
+def test_spark_image_holds_the_project_where_the_chart_runs_it() -> None:
+    values = yaml.safe_load((REPO_ROOT / "charts" / "cryptolake" / "values.yaml").read_text())
+    project_dir = values["spark"]["projectDir"]
+    dockerfile = parse(SPARK_DOCKERFILE)
+    assert project_dir in dockerfile.stages[0].args("WORKDIR")
+    assert "./jobs" in [shlex.split(c)[-1] for c in dockerfile.stages[0].args("COPY")]
+    assert any(c.split()[-1] == project_dir for c in dockerfile.final.args("COPY"))
+    env = " ".join(dockerfile.final.args("ENV"))
+    assert f"PYSPARK_PYTHON={project_dir}/.venv/bin/python" in env
+
+
+def test_ingestor_image_exposes_the_default_port() -> None:
+    assert parse(INGESTOR_DOCKERFILE).final.args("EXPOSE") == [str(Settings().ingestor_http_port)]
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.parent.name or "root")
+def test_uv_is_the_version_pyproject_requires(path: Path) -> None:
+    required = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["uv"]["required-version"]
+    makefile = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
+    assert makefile is not None and required == f"=={makefile.group(1)}"
+    assert required == f"=={parse(path).args['UV_VERSION']}"
