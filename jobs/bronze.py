@@ -10,7 +10,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake.settings import Settings
 from jobs.layers import BRONZE_TABLE
-from jobs.runtime import Stage, run_layer
+from jobs.runtime import Stage, run_layer, write_table
 
 
 def bronze_records(kafka: DataFrame) -> DataFrame:
@@ -38,17 +38,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
         .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
         .load()
     )
-    query = (
-        bronze_records(kafka)
-        .writeStream.queryName("bronze")
-        .format("parquet")
-        .option("path", settings.table_uri(BRONZE_TABLE))
-        .option("checkpointLocation", settings.checkpoint_uri("bronze"))
-        .partitionBy("date")
-        .trigger(processingTime=settings.trigger_interval)
-        .start()
-    )
-    return [query]
+    return [write_table(bronze_records(kafka), settings, "bronze", BRONZE_TABLE, "date")]
 
 
 def main() -> int:

@@ -11,7 +11,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from cryptolake.settings import Settings
 from jobs import schemas
 from jobs.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_query, gold_table
-from jobs.runtime import Stage, run_layer
+from jobs.runtime import Stage, run_layer, write_table
 
 
 def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: bool = False) -> DataFrame:
@@ -72,21 +72,17 @@ def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: boo
 
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     trades = spark.readStream.schema(schemas.SILVER).parquet(settings.table_uri(SILVER_TABLE))
-    queries = []
-    for interval, across_venues in GOLD_OUTPUTS:
-        name = gold_query(interval, across_venues)
-        queries.append(
-            bars(trades, interval, settings.gold_watermark, across_venues=across_venues)
-            .writeStream.queryName(name)
-            .format("parquet")
-            .outputMode("append")
-            .option("path", settings.table_uri(gold_table(interval, across_venues)))
-            .option("checkpointLocation", settings.checkpoint_uri(name))
-            .partitionBy("date", "symbol")
-            .trigger(processingTime=settings.trigger_interval)
-            .start()
+    return [
+        write_table(
+            bars(trades, interval, settings.gold_watermark, across_venues=across_venues),
+            settings,
+            gold_query(interval, across_venues),
+            gold_table(interval, across_venues),
+            "date",
+            "symbol",
         )
-    return queries
+        for interval, across_venues in GOLD_OUTPUTS
+    ]
 
 
 def main() -> int:

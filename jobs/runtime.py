@@ -12,7 +12,7 @@ from types import FrameType
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
@@ -44,6 +44,20 @@ def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
     if summary["query"] == QUARANTINE_QUERY:
         summary["quarantined_rows"] = output_rows
     return summary
+
+
+def write_table(rows: DataFrame, settings: Settings, query: str, table: str, *partition_by: str) -> StreamingQuery:
+    """Start ``query``: append ``rows`` to the Parquet ``table`` of the lake, with its checkpoint named after it."""
+    return (
+        rows.writeStream.queryName(query)
+        .format("parquet")
+        .outputMode("append")
+        .option("path", settings.table_uri(table))
+        .option("checkpointLocation", settings.checkpoint_uri(query))
+        .partitionBy(*partition_by)
+        .trigger(processingTime=settings.trigger_interval)
+        .start()
+    )
 
 
 def what_to_do(error: str) -> str | None:

@@ -11,7 +11,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from cryptolake.settings import Settings
 from jobs import schemas, venues
 from jobs.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
-from jobs.runtime import Stage, run_layer
+from jobs.runtime import Stage, run_layer, write_table
 
 # Further apart than this, an event time is a venue's or a parser's error, not latency.
 MAX_CLOCK_SKEW_HOURS = 24
@@ -126,21 +126,9 @@ def quarantined(parsed: DataFrame) -> DataFrame:
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     bronze = spark.readStream.schema(schemas.BRONZE).parquet(settings.table_uri(BRONZE_TABLE))
     parsed = parse_trades(bronze)
-    sinks = [
-        ("silver", valid_trades(parsed, settings.silver_watermark), SILVER_TABLE),
-        (QUARANTINE_QUERY, quarantined(parsed), QUARANTINE_TABLE),
-    ]
     return [
-        (
-            rows.writeStream.queryName(name)
-            .format("parquet")
-            .option("path", settings.table_uri(table))
-            .option("checkpointLocation", settings.checkpoint_uri(name))
-            .partitionBy("date")
-            .trigger(processingTime=settings.trigger_interval)
-            .start()
-        )
-        for name, rows, table in sinks
+        write_table(valid_trades(parsed, settings.silver_watermark), settings, "silver", SILVER_TABLE, "date"),
+        write_table(quarantined(parsed), settings, QUARANTINE_QUERY, QUARANTINE_TABLE, "date"),
     ]
 
 
