@@ -1,6 +1,8 @@
-"""A local WebSocket server that speaks Binance's combined-stream protocol, fed by synthetic trades or recordings.
+"""A local WebSocket server speaking the venues' protocols, fed by recordings or by synthetic Binance trades.
 
-With it the whole pipeline runs without internet: point ``CRYPTOLAKE_BINANCE_URL`` at ``ws://127.0.0.1:<port>``.
+Each feed is served under its own path, ``/<feed>`` followed by the venue's (``ws://127.0.0.1:P/kraken/v2``), which
+is what the ingestor opens with ``CRYPTOLAKE_VENUE_URL=ws://127.0.0.1:P``; Binance's also without the prefix, so
+``CRYPTOLAKE_BINANCE_URL=ws://127.0.0.1:P`` works too. Application pings are answered as the venue would.
 """
 
 from __future__ import annotations
@@ -8,28 +10,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.frames import Frame, Opcode
 
 from cryptolake import logs
-from ingestion import synthetic
+from ingestion import recordings, synthetic
+from ingestion.exchanges import Binance, Exchange
+from ingestion.recordings import TimedFrame
 
 log = logging.getLogger("venue")
 
-
-@dataclass(frozen=True)
-class TimedFrame:
-    at: float  # seconds on the source's clock: event time for synthetic trades, capture time for recordings
-    stream: str
-    text: str
+BATCH_FRAMES = 256  # frames written to the socket at once when they are due together
+WRITE_BUFFER_BYTES = 1 << 20  # wait for the client to read when this much is waiting to be sent
 
 
 def synthetic_frames(
@@ -39,59 +39,155 @@ def synthetic_frames(
         yield TimedFrame(trade.time_ms / 1000, trade.binance_stream, trade.binance_frame())
 
 
-def recorded_frames(paths: Sequence[Path]) -> Iterator[TimedFrame]:
-    """``recv`` frames of ``*.replay.jsonl`` recordings, merged in capture-time order."""
-    frames = []
-    for path in paths:
-        for line in path.read_text().splitlines():
-            entry = json.loads(line)
-            if entry["dir"] == "recv":
-                stream = json.loads(entry["raw"]).get("stream", "")
-                frames.append(TimedFrame(entry["t"], stream, entry["raw"]))
-    frames.sort(key=lambda f: f.at)
-    return iter(frames)
+def _wire(text: str) -> bytes:
+    """A server's text frame as it goes on the wire (servers do not mask)."""
+    return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
 
 
-class Venue:
-    """Serves one shared sequence of frames: a client that reconnects continues where the last one stopped."""
+class FeedSequence:
+    """One feed's frames, shared by its connections: a client that reconnects continues where the last one stopped."""
 
-    def __init__(self, frames: Iterator[TimedFrame], speed: float) -> None:
+    def __init__(self, feed: type[Exchange], frames: Iterator[TimedFrame], speed: float, path: str) -> None:
+        self.feed = feed
+        self.route = f"/{feed.feed}{path}"  # where the venue's clients connect, e.g. /bybit/v5/public/linear
         self._frames = frames
         self._speed = speed  # source seconds per wall second; inf sends as fast as the client reads
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # one reader of the sequence at a time
         self._origin: tuple[float, float] | None = None  # (source time, wall time) of the first frame
         self.sent = 0
+        self.complete = False
 
-    async def handler(self, ws: ServerConnection) -> None:
-        query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
-        streams = set(query.get("streams", [""])[0].split("/"))
-        log.info("client connected", extra=logs.fields(streams=sorted(streams)))
-        async with self._lock:  # one reader of the shared sequence at a time
+    async def play(self, ws: ServerConnection, streams: set[str] | None) -> None:
+        """Send the rest of the sequence, or of the ``streams`` in it; stop early if the client goes."""
+        async with self._lock:
+            batch: list[bytes] = []
             for frame in self._frames:
-                await self._pace(frame.at)
-                if frame.stream in streams:
-                    await ws.send(frame.text)
-                    self.sent += 1
-            log.info("sequence complete", extra=logs.fields(sent=self.sent))
-        await ws.wait_closed()
+                delay = self._delay(frame.at)
+                if delay > 0:
+                    if not await self._write(ws, batch):
+                        return
+                    await asyncio.sleep(delay)
+                if streams is None or frame.stream in streams:
+                    batch.append(_wire(frame.text))
+                    if len(batch) >= BATCH_FRAMES and not await self._write(ws, batch):
+                        return
+            if await self._write(ws, batch):
+                self.complete = True
+                log.info("sequence complete", extra=logs.fields(feed=self.feed.feed, sent=self.sent))
 
-    async def _pace(self, at: float) -> None:
+    async def _write(self, ws: ServerConnection, batch: list[bytes]) -> bool:
+        """Write the batch (frames whole, so websockets' own pongs and closes fit in between); False if gone."""
+        transport = ws.transport
+        if transport.is_closing():
+            return False
+        if batch:
+            transport.write(b"".join(batch))
+            self.sent += len(batch)
+            batch.clear()
+        while transport.get_write_buffer_size() > WRITE_BUFFER_BYTES and not transport.is_closing():
+            await asyncio.sleep(0.001)
+        return not transport.is_closing()
+
+    def _delay(self, at: float) -> float:
         if self._speed == float("inf"):
-            return
+            return 0.0
         if self._origin is None:
             self._origin = (at, time.monotonic())
-        due = self._origin[1] + (at - self._origin[0]) / self._speed
-        delay = due - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        return self._origin[1] + (at - self._origin[0]) / self._speed - time.monotonic()
 
 
-async def run(venue: Venue, host: str, port: int, ready: asyncio.Event | None = None) -> None:
-    async with serve(venue.handler, host, port, max_size=None) as server:
-        log.info("listening", extra=logs.fields(url=f"ws://{host}:{port}"))
-        if ready is not None:
-            ready.set()
-        await server.serve_forever()
+class LocalVenue:
+    """Serves each sequence at its route."""
+
+    def __init__(self, sequences: Sequence[FeedSequence]) -> None:
+        self.sequences = {s.route: s for s in sequences}
+
+    async def handler(self, ws: ServerConnection) -> None:
+        url = urlsplit(ws.request.path if ws.request else "/")
+        sequence = self.sequences.get(url.path) or self.sequences.get(f"/{Binance.feed}{url.path}")
+        if sequence is None:
+            await ws.close(1008, f"no feed at {url.path}")
+            return
+        streams = None
+        if sequence.feed is Binance:
+            streams = set(parse_qs(url.query).get("streams", [""])[0].split("/"))
+        log.info("client connected", extra=logs.fields(route=sequence.route, query=url.query))
+        pongs = asyncio.create_task(_answer_pings(ws, sequence.feed))
+        try:
+            await sequence.play(ws, streams)
+            await ws.wait_closed()
+        finally:
+            pongs.cancel()
+
+
+def route_path(feed: type[Exchange], symbols: Sequence[str]) -> str:
+    """The path of the venue's URL for these symbols, e.g. ``/v5/public/linear``."""
+    return urlsplit(feed(symbols).url("")).path
+
+
+async def _answer_pings(ws: ServerConnection, feed: type[Exchange]) -> None:
+    with contextlib.suppress(Exception):  # the client went; nothing to answer
+        async for message in ws:
+            if feed.ping_text is not None and feed.pong_text is not None and message == feed.ping_text:
+                await ws.send(feed.pong_text)
+
+
+async def open_server(venue: LocalVenue, host: str, port: int) -> Server:
+    server = await serve(venue.handler, host, port, max_size=None, compression=None, close_timeout=2)
+    log.info("listening", extra=logs.fields(url=f"ws://{host}:{server.sockets[0].getsockname()[1]}"))
+    return server
+
+
+async def run(venue: LocalVenue, host: str, port: int) -> None:
+    server = await open_server(venue, host, port)
+    await server.serve_forever()
+
+
+class VenueThread:
+    """A :class:`LocalVenue` on a free port of 127.0.0.1, served by a background thread."""
+
+    def __init__(self, venue: LocalVenue) -> None:
+        self.venue = venue
+        self._loop = asyncio.new_event_loop()
+        self._server: Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="local-venue", daemon=True)
+
+    def start(self) -> int:
+        """Start serving; returns the port."""
+        self._thread.start()
+        server = asyncio.run_coroutine_threadsafe(open_server(self.venue, "127.0.0.1", 0), self._loop).result(10)
+        self._server = server
+        return int(server.sockets[0].getsockname()[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            asyncio.run_coroutine_threadsafe(self._server.wait_closed(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def recorded_sequences(
+    loaded: Sequence[recordings.Recording], speed: float, repeat_count: int = 1
+) -> list[FeedSequence]:
+    """One sequence per route, its recordings' frames merged in capture-time order."""
+    by_route: dict[tuple[type[Exchange], str], list[TimedFrame]] = {}
+    for recording in loaded:
+        key = (recording.feed, route_path(recording.feed, recording.symbols))
+        by_route.setdefault(key, []).extend(recording.frames)
+    sequences = []
+    for (feed, path), frames in by_route.items():
+        frames.sort(key=lambda f: f.at)
+        sequences.append(FeedSequence(feed, _repeated(frames, repeat_count), speed, path))
+    return sequences
+
+
+def _repeated(frames: list[TimedFrame], count: int) -> Iterator[TimedFrame]:
+    # Each repetition later on the source clock, so that paced replays keep their pace.
+    span = frames[-1].at - frames[0].at + 1.0
+    for n in range(count):
+        for frame in frames:
+            yield TimedFrame(frame.at + n * span, frame.stream, frame.text)
 
 
 def parse_speed(text: str) -> float:
@@ -108,17 +204,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--start-ms", type=int, default=None, help="event time of the start (default: now)")
     parser.add_argument("--recording", type=Path, nargs="*", default=[], help="replay these recordings instead")
+    parser.add_argument("--repeat", type=int, default=1, help="recordings: play them this many times over")
     parser.add_argument("--speed", type=parse_speed, default=1.0, help="N times real time, or max")
     args = parser.parse_args(argv)
     logs.configure("venue")
     if args.recording:
-        frames = recorded_frames(args.recording)
+        loaded = [recordings.load(path) for path in args.recording]
+        sequences = recorded_sequences(loaded, args.speed, args.repeat)
     else:
         start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
         symbols = args.symbols.split(",")
         frames = synthetic_frames(symbols, seed=args.seed, start_ms=start_ms, rate=args.rate, count=args.count)
+        sequences = [FeedSequence(Binance, frames, args.speed, route_path(Binance, symbols))]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(Venue(frames, args.speed), args.host, args.port))
+        asyncio.run(run(LocalVenue(sequences), args.host, args.port))
     return 0
 
 

@@ -1,10 +1,29 @@
-"""What the ingestor needs to know of a venue, as one small class per venue."""
+"""What the ingestor needs to know of a venue, as one small class per venue (and per protocol version)."""
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
+from typing import Any, ClassVar, TypeVar
+
+T = TypeVar("T")
+
+# Quote assets, longest first, to split a venue's concatenated spelling (BTCUSDT) into BASE-QUOTE.
+QUOTES = tuple(
+    sorted(
+        ("USDT", "USDC", "FDUSD", "TUSD", "BUSD", "DAI", "USD", "EUR", "GBP", "TRY", "BRL", "JPY", "BTC", "ETH", "BNB"),
+        key=len,
+        reverse=True,
+    )
+)
+
+
+# What a parser raises on a frame that is not what it claims to be: bad JSON, missing or mistyped fields.
+UNREADABLE = (ValueError, LookupError, TypeError, AttributeError)
 
 
 class FrameKind(Enum):
@@ -12,13 +31,111 @@ class FrameKind(Enum):
 
     TRADE = "trade"
     CONTROL = "control"  # acks, heartbeats, pongs, status
-    ERROR = "error"
+    ERROR = "error"  # the venue reports an error, or the frame cannot be read
+    REJECTED = "rejected"  # the venue refused a subscription
+    RECONNECT = "reconnect"  # the venue announces it will soon close this connection
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A frame as the ingestor sees it."""
+
+    kind: FrameKind
+    symbol: str | None = None  # trades: canonical symbol of the first trade, the frame's Kafka key
+    # trades: (canonical symbol, trade id) per trade, the id None where ids are not sequential per symbol
+    trades: Sequence[tuple[str, int | None]] = ()
+    venue_ms: float | None = None  # trades: when the venue says it sent or made them, ms since the epoch
+    detail: str | None = None  # errors, rejections, notices: what the venue said
+
+
+CONTROL = Parsed(FrameKind.CONTROL)
+
+
+def error(detail: str) -> Parsed:
+    return Parsed(FrameKind.ERROR, detail=detail)
+
+
+def rejected(detail: str) -> Parsed:
+    return Parsed(FrameKind.REJECTED, detail=detail)
+
+
+def trades(pairs: Sequence[tuple[str, int | None]], venue_ms: float | None) -> Parsed:
+    """A trade frame; one without trades in it is a control frame."""
+    if not pairs:
+        return CONTROL
+    return Parsed(FrameKind.TRADE, pairs[0][0], pairs, venue_ms)
+
+
+def compact(message: Any) -> str:
+    """JSON without spaces, as venues' own examples are written."""
+    return json.dumps(message, separators=(",", ":"))
+
+
+# Ids and times are read where a frame has them, for gaps and latency; a trade frame is forwarded without them,
+# since bronze keeps frames as received and silver decides what a malformed trade is.
+
+
+def trade_id(value: object) -> int | None:
+    """A trade id sent as a number or a string of digits; None for anything else (e.g. a UUID, which has no order)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def number(value: object) -> float | None:
+    """A number sent as such or as a numeric string (venues do both for times); None for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def rfc3339_ms(value: object) -> float | None:
+    """Milliseconds since the epoch of an RFC 3339 time such as ``2023-09-25T07:49:37.708706Z``; None if none."""
+    try:
+        return datetime.fromisoformat(value).timestamp() * 1000 if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def split_concatenated(symbol: str) -> str:
+    """``BTCUSDT`` -> ``BTC-USDT`` by the known quote assets; unchanged when none matches."""
+    upper = symbol.upper()
+    for quote in QUOTES:
+        if upper.endswith(quote) and len(upper) > len(quote):
+            return f"{upper.removesuffix(quote)}-{quote}"
+    return upper
+
+
+def chunks(items: Sequence[T], size: int) -> list[list[T]]:
+    """``items`` in lists of at most ``size``: how venues cap the symbols of a connection or a request."""
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How a venue keeps a connection alive, in seconds."""
+
+    silence: float  # reconnect when nothing at all arrives for this long
+    ping_every: float | None = None  # send the venue's application ping this often
+    ping_when_idle: bool = False  # ... counting from the last frame received rather than the last ping sent
+    max_age: float | None = None  # hand over to a fresh connection before the venue cuts this one
 
 
 class Exchange(ABC):
-    """A venue's WebSocket trade feed: where to connect, what to send, how to read what comes back."""
+    """A venue's WebSocket trade feed for the symbols of one connection: where, what to send, how to read."""
 
-    name: str
+    name: ClassVar[str]  # the venue: Kafka key prefix and `exchange` header
+    feed: ClassVar[str]  # what the configuration calls this feed: the venue, or venue-version
+    endpoint: ClassVar[str]  # public base URL
+    timing: Timing  # the class's, unless an instance is given its own (tests)
+    max_symbols_per_connection: ClassVar[int] = 200
+    ping_text: ClassVar[str | None] = None  # the application ping, when the venue wants one
+    pong_text: ClassVar[str | None] = None  # what the venue answers to it (for the local venue)
 
     def __init__(self, symbols: Sequence[str]) -> None:
         """``symbols`` in canonical ``BASE-QUOTE`` form, e.g. ``BTC-USDT``."""
@@ -38,13 +155,44 @@ class Exchange(ABC):
     def venue_symbol(canonical: str) -> str:
         """The venue's spelling of a canonical symbol."""
 
+    @classmethod
+    def canonical_of(cls, venue_symbol: str, trade_id: int | None) -> str:
+        """Canonical form of a symbol in a recording, without configuration; ``trade_id`` as :meth:`parse` read it."""
+        return venue_symbol.upper()
+
     @abstractmethod
+    def parse(self, frame: str) -> Parsed:
+        """What a text frame is; raises ValueError, KeyError, TypeError etc. on frames it cannot read."""
+
     def classify(self, frame: str) -> tuple[FrameKind, str | None]:
-        """The frame's kind and, for trades, the canonical symbol it is keyed by."""
+        """The frame's kind and, for trades, the canonical symbol it is keyed by; unreadable frames are errors."""
+        try:
+            parsed = self.parse(frame)
+        except UNREADABLE:
+            return FrameKind.ERROR, None
+        return parsed.kind, parsed.symbol
 
     def canonical(self, venue_symbol: str) -> str:
         """Canonical form of a symbol the venue sent; unknown ones pass through upper-cased."""
-        return self._canonical.get(venue_symbol, venue_symbol.upper())
+        return self._canonical.get(venue_symbol) or venue_symbol.upper()
 
     def kafka_key(self, symbol: str) -> bytes:
         return f"{self.name}:{symbol}".encode()
+
+    @classmethod
+    def connection_groups(cls, symbols: Sequence[str]) -> list[tuple[str, ...]]:
+        """The symbols split into as few connections as the venue's limits allow."""
+        return [tuple(group) for group in chunks(symbols, cls.max_symbols_per_connection)]
+
+    @classmethod
+    def symbols_in(cls, frames: Iterable[str]) -> list[str]:
+        """Canonical symbols of the trades in a recording's frames, in order of first appearance."""
+        reader = cls(())
+        found: dict[str, None] = {}
+        for frame in frames:
+            try:
+                parsed = reader.parse(frame)
+            except UNREADABLE:
+                continue
+            found.update((cls.canonical_of(symbol, trade_id), None) for symbol, trade_id in parsed.trades)
+        return list(found)

@@ -1,0 +1,87 @@
+"""The local venue that replays recordings: routes, Binance's stream filter, pings, shared sequences."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+import websocket
+
+from ingestion import recordings
+from ingestion.venue import LocalVenue, VenueThread, recorded_sequences
+from tests.fixtures import received_frames, recording
+
+BTC = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"
+ETH = "binance/spot_ethusdt_trade_combined_20240808.replay.jsonl"
+BYBIT_SPOT = "bybit/v5_spot_publicTrade_session.replay.jsonl"
+BYBIT_LINEAR = "bybit/v5_linear_publicTrade_session.replay.jsonl"
+OKX = "okx/v5_trades_session_20220513.replay.jsonl"
+
+
+@contextmanager
+def serving(*relative: str, repeat: int = 1) -> Iterator[str]:
+    loaded = [recordings.load(recording(r)) for r in relative]
+    venue = VenueThread(LocalVenue(recorded_sequences(loaded, float("inf"), repeat)))
+    port = venue.start()
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        venue.stop()
+
+
+def read(url: str, count: int, send: str | None = None) -> list[str]:
+    ws = websocket.create_connection(url, timeout=10)
+    try:
+        if send is not None:
+            ws.send(send)
+        return [ws.recv_data()[1].decode() for _ in range(count)]
+    finally:
+        ws.close()
+
+
+def test_each_recording_is_served_at_its_venues_path() -> None:
+    with serving(BYBIT_SPOT, BYBIT_LINEAR, OKX) as url:
+        spot = list(received_frames(BYBIT_SPOT))
+        assert read(f"{url}/bybit/v5/public/spot", len(spot)) == spot
+        linear = list(received_frames(BYBIT_LINEAR))
+        assert read(f"{url}/bybit/v5/public/linear", 5) == linear[:5]
+        assert read(f"{url}/okx/ws/v5/public", 3) == list(received_frames(OKX))[:3]
+
+
+def test_binance_streams_are_filtered_by_the_url_and_served_at_the_root_too() -> None:
+    with serving(BTC, ETH) as url:
+        assert read(f"{url}/stream?streams=ethusdt@trade", 50) == list(received_frames(ETH))[:50]
+    with serving(BTC, ETH) as url:
+        both = read(f"{url}/binance/stream?streams=btcusdt@trade/ethusdt@trade", 500)
+        assert {json.loads(f)["stream"] for f in both} == {"btcusdt@trade", "ethusdt@trade"}
+
+
+def test_repeat_plays_the_recordings_again() -> None:
+    spot = list(received_frames(BYBIT_SPOT))
+    with serving(BYBIT_SPOT, repeat=2) as url:
+        assert read(f"{url}/bybit/v5/public/spot", 2 * len(spot)) == spot + spot
+
+
+@pytest.mark.parametrize(
+    ("path", "ping", "pong"),
+    [
+        ("/okx/ws/v5/public", "ping", "pong"),
+        ("/bybit/v5/public/spot", '{"op":"ping"}', '{"success":true,"ret_msg":"pong","conn_id":"local","op":"ping"}'),
+    ],
+)
+def test_application_pings_are_answered(path: str, ping: str, pong: str) -> None:
+    with serving(OKX, BYBIT_SPOT) as url:
+        count = len(list(received_frames(OKX if path.startswith("/okx") else BYBIT_SPOT)))
+        frames = read(f"{url}{path}", count + 1, send=ping)
+    assert frames.count(pong) == 1
+
+
+def test_an_unknown_path_is_refused() -> None:
+    with serving(OKX) as url:
+        ws = websocket.create_connection(f"{url}/kraken/v2", timeout=10)
+        opcode, data = ws.recv_data()
+    assert opcode == websocket.ABNF.OPCODE_CLOSE
+    assert int.from_bytes(data[:2], "big") == 1008
+    assert data[2:] == b"no feed at /kraken/v2"
