@@ -21,6 +21,8 @@ from cryptolake import lake
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
 from cryptolake.local.procs import ManagedProcess, free_port
 from cryptolake.settings import Settings
+from ingestion import recordings
+from ingestion.replay import ingestor_settings
 
 LAYERS = ("bronze", "silver", "gold")
 ONE_JVM = "layers"  # the process running all three layers in one Spark driver
@@ -78,9 +80,15 @@ class Pipeline:
             "spark_jars_dir": self.settings.spark_jars_dir or str(self.paths.spark_jars),
             "ingestor_http_port": free_port(),
         }
-        if self.source is not None and self.source.kind != "live":
+        if self.source is not None and self.source.kind == "synthetic":
             overrides["binance_url"] = f"ws://127.0.0.1:{venue_port}"
         self.settings = self.settings.with_(**overrides)
+        if self.source is not None and self.source.kind == "replay":
+            # The recordings' venues and symbols, every venue served by the local one.
+            loaded = [recordings.load(path) for path in self.source.recordings]
+            self.settings = ingestor_settings(self.settings, loaded, f"ws://127.0.0.1:{venue_port}")
+            # Recorded trades happened long before they are replayed: their age is not a clock error.
+            self.settings = self.settings.with_(silver_max_clock_skew_hours=0)
         self.venue_port = venue_port
         self.children: dict[str, ManagedProcess] = {}
         self.layer_processes = (ONE_JVM,) if self.one_jvm else LAYERS

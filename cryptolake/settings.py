@@ -83,6 +83,9 @@ class Settings:
     silver_watermark: str = _setting(
         "10 minutes", "How long silver remembers a trade id to drop its duplicates (event time)."
     )
+    silver_max_clock_skew_hours: int = _setting(
+        24, "Quarantine trades whose event time is further than this from their ingest time; 0 turns it off (replays)."
+    )
     gold_watermark: str = _setting("10 seconds", "How late a trade may arrive and still count in its bar.")
     spark_master: str = _setting("", "Spark master URL; empty leaves it to spark-submit (the operator).")
     spark_jars_dir: str = _setting(

@@ -13,17 +13,16 @@ from jobs import schemas, venues
 from jobs.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
 from jobs.runtime import Stage, run_layer, write_table
 
-# Further apart than this, an event time is a venue's or a parser's error, not latency.
-MAX_CLOCK_SKEW_HOURS = 24
-
 
 def _header(name: str) -> Column:
     return F.try_element_at(F.filter("headers", lambda h: h["key"] == name), F.lit(1))["value"].cast("string")
 
 
-def _reject_reason() -> Column:
+def _reject_reason(max_clock_skew_hours: int) -> Column:
     """Why a row cannot be a silver trade, or null: the first that applies, in this order."""
     skew = F.abs(F.unix_micros("event_time") - F.unix_micros("ingest_time"))
+    # Further apart than the bound, an event time is a venue's or a parser's error, not latency.
+    too_far = (skew > max_clock_skew_hours * 3_600_000_000) if max_clock_skew_hours else F.lit(False)
     return (
         F.when(~F.col("exchange").isin(*venues.PARSERS) | F.col("exchange").isNull(), "unknown exchange")
         .when(F.col("trades").isNull(), "unparseable frame")
@@ -33,14 +32,11 @@ def _reject_reason() -> Column:
         .when((F.col("price") <= 0) | (F.col("size") <= 0), "non-positive price or size")
         .when(F.col("side").isNull(), "no taker side")
         .when(F.col("event_time").isNull(), "no event time")
-        .when(
-            skew > MAX_CLOCK_SKEW_HOURS * 3_600_000_000,
-            f"event time more than {MAX_CLOCK_SKEW_HOURS} h from ingest time",
-        )
+        .when(too_far, f"event time more than {max_clock_skew_hours} h from ingest time")
     )
 
 
-def parse_trades(bronze: DataFrame) -> DataFrame:
+def parse_trades(bronze: DataFrame, max_clock_skew_hours: int = 24) -> DataFrame:
     """Bronze rows -> one row per trade, typed, with ``reject_reason`` set on rows that must go to quarantine.
 
     A frame carrying several trades gives a row each; one that carries none, or cannot be read, gives one row to
@@ -74,7 +70,7 @@ def parse_trades(bronze: DataFrame) -> DataFrame:
             F.col("trade.event_time").alias("event_time"),
         )
         # Step 5: what is wrong with the row, if anything.
-        .withColumn("reject_reason", _reject_reason())
+        .withColumn("reject_reason", _reject_reason(max_clock_skew_hours))
         .select(
             "exchange",
             "symbol",
@@ -125,7 +121,7 @@ def quarantined(parsed: DataFrame) -> DataFrame:
 
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     bronze = spark.readStream.schema(schemas.BRONZE).parquet(settings.table_uri(BRONZE_TABLE))
-    parsed = parse_trades(bronze)
+    parsed = parse_trades(bronze, settings.silver_max_clock_skew_hours)
     return [
         write_table(valid_trades(parsed, settings.silver_watermark), settings, "silver", SILVER_TABLE, "date"),
         write_table(quarantined(parsed), settings, QUARANTINE_QUERY, QUARANTINE_TABLE, "date"),

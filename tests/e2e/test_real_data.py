@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,7 @@ from cryptolake import lake
 from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.minio import ensure_bucket
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.runner import Pipeline
+from cryptolake.runner import Pipeline, Source
 from cryptolake.settings import Settings
 from jobs.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
 from tests import reference
@@ -55,6 +56,16 @@ def _key_symbol(message: dict[str, Any]) -> str:
     return str(message["events"][0]["trades"][0]["product_id"])
 
 
+def recorded_trade_frames(exchange: str, relative: str) -> Iterator[tuple[dict[str, Any], str, list[reference.Trade]]]:
+    """Each trade frame of a recording (what the ingestor sends to Kafka): its entry, key symbol and trades."""
+    for line in recording(relative).read_text().splitlines():
+        entry = json.loads(line)
+        if entry["dir"] != "recv" or reference.trades_of(exchange, entry["raw"], "") is None:
+            continue  # what the venue sends besides trades (acks, heartbeats) never reaches Kafka
+        symbol = _key_symbol(json.loads(entry["raw"]))
+        yield entry, symbol, reference.trades_of(exchange, entry["raw"], symbol) or []
+
+
 @dataclasses.dataclass
 class Replayed:
     pipeline: Pipeline
@@ -80,12 +91,8 @@ def replayed(services: Settings) -> Iterator[Replayed]:
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
     trades = []
     for exchange, relative in RECORDINGS:
-        for line in recording(relative).read_text().splitlines():
-            entry = json.loads(line)
-            if entry["dir"] != "recv" or reference.trades_of(exchange, entry["raw"], "") is None:
-                continue  # what the venue sends besides trades (acks, heartbeats) never reaches Kafka
-            symbol = _key_symbol(json.loads(entry["raw"]))
-            trades += reference.trades_of(exchange, entry["raw"], symbol) or []
+        for entry, symbol, found in recorded_trade_frames(exchange, relative):
+            trades += found
             headers = [("exchange", exchange.encode()), ("received_at_us", str(int(entry["t"] * 1e6)).encode())]
             producer.produce(
                 settings.kafka_topic, entry["raw"].encode(), f"{exchange}:{symbol}".encode(), headers=headers
@@ -183,3 +190,31 @@ def test_reset_deletes_the_layer_and_names_what_to_reset_next(replayed: Replayed
         prefix = f"{replayed.settings.lake_bucket}/{replayed.settings.checkpoint_key(query)}"
         assert s3.get_file_info(prefix).type.name == "NotFound"
     assert gold_rows() > 0  # downstream is the user's to reset
+
+
+def test_up_replays_recordings_of_any_venue_through_the_ingestor(services: Settings, tmp_path: Path) -> None:
+    """`cryptolake up --source replay`: the local venue serves the recordings, the real ingestor reads them."""
+    run = uuid.uuid4().hex[:8]
+    settings = services.with_(
+        kafka_topic=f"replay-{run}",
+        lake_bucket=f"replay-{run}",
+        trigger_interval="2 seconds",
+        local_home=str(tmp_path),  # its own processes' pid files, beside the module's running pipeline
+    )
+    ensure_topic(settings, partitions=2)
+    ensure_bucket(settings)
+    chosen = [RECORDINGS[3], RECORDINGS[4]]  # Bybit and OKX: frames with several trades, ids as text
+    expected = reference.unique(t for exchange, rel in chosen for *_, found in recorded_trade_frames(exchange, rel)
+                                for t in found)  # fmt: skip
+    source = Source(kind="replay", recordings=tuple(recording(rel) for _, rel in chosen), speed="max")
+    running = Pipeline(settings, source)
+    running.start()
+    try:
+        wait_for(running, lambda: lake.read_table(settings, SILVER_TABLE).num_rows >= len(expected), "silver")
+        silver = lake.read_table(settings, SILVER_TABLE).to_pylist()
+        assert sorted((r["exchange"], r["symbol"], r["trade_id"]) for r in silver) == sorted(
+            (t.exchange, t.symbol, t.trade_id) for t in expected
+        )
+        assert lake.read_table(settings, QUARANTINE_TABLE).num_rows == 0
+    finally:
+        running.stop()
