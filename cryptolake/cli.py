@@ -6,18 +6,16 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pyarrow as pa
 
-from cryptolake import chart, lake
+from cryptolake import chart, lake, logs
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.local.services import LocalServices, install
@@ -41,13 +39,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         print("error: --source replay needs --recording FILE", file=sys.stderr)
         return 2
     paths = LocalPaths.of(settings)
-    stop = threading.Event()
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = logs.stop_on_signals(logging.getLogger("cryptolake"))
     pidfile = up_pidfile(paths)
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.write_text(f"{os.getpid()}\n")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import time
+from types import FrameType
 from typing import Any
 
 
@@ -38,3 +41,16 @@ def configure(component: str, level: int = logging.INFO) -> None:
 def fields(**values: Any) -> dict[str, Any]:
     """``extra=`` for a log call whose values become top-level keys of its line."""
     return {"fields": values}
+
+
+def stop_on_signals(log: logging.Logger) -> threading.Event:
+    """An event set, with a log line, on SIGTERM (Kubernetes, `cryptolake down`) or SIGINT (Ctrl-C)."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra=fields(signal=signal.Signals(signum).name))
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop

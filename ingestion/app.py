@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
-import threading
-from types import FrameType
 
 from cryptolake import logs
 from cryptolake.settings import Settings, SettingsError
@@ -42,14 +39,7 @@ def main() -> int:
         return ingestor.unready() + (["Kafka is not taking frames"] if producer.blocked else [])
 
     server = serve(metrics, settings.ingestor_http_port, unready)
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra=logs.fields(signal=signal.Signals(signum).name))
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = logs.stop_on_signals(log)
     log.info(
         "starting",
         extra=logs.fields(

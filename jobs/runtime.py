@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import FrameType
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
@@ -116,14 +114,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
     logs.configure(layer)
     settings = Settings.from_env()
     log.info("starting", extra=logs.fields(settings=settings.redacted()))
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", extra=logs.fields(signal=signal.Signals(signum).name))
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = logs.stop_on_signals(log)
     spark = build_session(settings, f"cryptolake-{layer}")
     spark.streams.addListener(ProgressLogger())
     queries: list[StreamingQuery] = []
