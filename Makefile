@@ -7,7 +7,7 @@ UV := .cryptolake/tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test lint format clean
+.PHONY: help setup demo test bench lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,6 +28,9 @@ demo: setup ## Run the whole pipeline locally on the synthetic venue until Ctrl-
 
 test: setup lint ## Run every test: unit, Spark transforms, Kubernetes renders, end to end on local services
 	$(BIN)/python -m pytest
+
+bench: setup ## Measure the pipeline (throughput, freshness, memory; about 15 min) into bench/results/
+	$(BIN)/python -m bench
 
 lint: $(BIN)/cryptolake ## ruff and mypy
 	$(BIN)/ruff check .

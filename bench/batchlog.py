@@ -1,0 +1,87 @@
+"""The layers' own per-batch log lines (``"event": "batch"``, see jobs/runtime.py), read back for timing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Batch:
+    query: str
+    batch: int
+    input_rows: int
+    duration_s: float
+    end: float  # epoch seconds the batch's progress was logged, just after it committed
+
+    @property
+    def start(self) -> float:
+        return self.end - self.duration_s
+
+
+def parse(lines: Iterable[str]) -> list[Batch]:
+    """The batch lines among a job's log lines (Spark's own lines and other events are skipped)."""
+    found = []
+    for line in lines:
+        if not line.startswith("{"):
+            continue
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("event") != "batch" or entry.get("duration_ms") is None:
+            continue
+        end = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
+        found.append(
+            Batch(entry["query"], entry["batch"], entry.get("input_rows") or 0, entry["duration_ms"] / 1000, end)
+        )
+    return found
+
+
+def read(logs: Path) -> list[Batch]:
+    """Every batch logged in a folder of job logs."""
+    batches = []
+    for log in sorted(logs.glob("*.log")):
+        batches += parse(log.read_text(errors="replace").splitlines())
+    return batches
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How a set of queries worked through ``rows`` rows: from the first batch with input to the one reaching it."""
+
+    start: float
+    end: float | None  # None until every query has read ``rows`` rows
+    rows_read: int  # by the query that read fewest
+    batches: int
+    busy_s: float  # the slowest query's summed batch durations
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.end is None else self.end - self.start
+
+
+def drain(batches: list[Batch], queries: Iterable[str], rows: int) -> Drain | None:
+    """None until one of ``queries`` has run a batch with input."""
+    starts, ends, reads, counts, busy = [], [], [], [], []
+    for query in queries:
+        total, end, spent, count = 0, None, 0.0, 0
+        for b in sorted((b for b in batches if b.query == query), key=lambda b: b.batch):
+            if b.input_rows > 0 and count == 0:
+                starts.append(b.start)
+            if end is None:
+                total += b.input_rows
+                spent += b.duration_s
+                count += b.input_rows > 0
+                end = b.end if total >= rows else None
+        ends.append(end)
+        reads.append(total)
+        counts.append(count)
+        busy.append(spent)
+    if not starts:
+        return None
+    done = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
+    return Drain(min(starts), done, min(reads), max(counts), max(busy))

@@ -1,0 +1,30 @@
+"""The benchmark's options: tuning knobs are checked before anything starts."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import parse_args
+from bench.stack import Tuning
+from cryptolake.settings import Settings
+
+
+def test_defaults_are_the_full_benchmark() -> None:
+    args = parse_args([])
+    assert (args.trades, args.runs, args.live_seconds, args.rates) == (1_000_000, 3, 180.0, [500.0, 5000.0])
+    assert args.scenarios == ["backfill", "floor", "live"] and not args.one_jvm
+
+
+def test_settings_and_spark_conf_become_a_tuning() -> None:
+    args = parse_args(["--set", "shuffle_partitions=2", "--set", "trigger_interval=2 seconds", "--spark-conf",
+                       "spark.ui.enabled=false", "--one-jvm", "--scenarios", "backfill"])  # fmt: skip
+    tuning = Tuning(dict(args.set), dict(args.spark_conf), args.one_jvm)
+    settings = tuning.apply(Settings())
+    assert (settings.shuffle_partitions, settings.trigger_interval) == (2, "2 seconds")
+    assert tuning.spark_conf == {"spark.ui.enabled": "false"} and args.scenarios == ["backfill"]
+
+
+@pytest.mark.parametrize("bad", [["--set", "no_such_setting=1"], ["--set", "noequals"], ["--scenarios", "soak"]])
+def test_unknown_knobs_and_scenarios_are_refused(bad: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(bad)
