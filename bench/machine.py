@@ -49,7 +49,7 @@ def describe() -> dict[str, Any]:
         "versions": {
             "pyspark": version("pyspark"),
             "pyarrow": version("pyarrow"),
-            "confluent_kafka": confluent_kafka.version()[0],
+            "confluent_kafka": version("confluent-kafka"),
             "librdkafka": confluent_kafka.libversion()[0],
             "kafka": KAFKA_VERSION,
             "minio": MINIO_VERSION,

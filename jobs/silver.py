@@ -56,7 +56,7 @@ def parse_trades(bronze: DataFrame, max_clock_skew_hours: int = 24) -> DataFrame
             F.timestamp_micros(_header("received_at_us").try_cast("long")).alias("ingest_time"),
         )
         # Step 2: parse each frame once, with its venue's parser.
-        .withColumn("trades", venues.parse(F.col("exchange"), F.col("value").cast("string")))
+        .transform(venues.with_trades, "exchange", "value")
         # Step 3: one row per trade (explode_outer keeps frames without trades, for quarantine).
         .select("*", F.explode_outer("trades").alias("trade"))
         # Step 4: typed fields; try_cast leaves null, not an error, where the venue sent something malformed.

@@ -1,18 +1,26 @@
-"""Spark-side parsers of each venue's trade frames, all returning the same array of trades.
+"""Spark-side parsers of each venue's trade frames, all giving the same array of trades.
 
-Each takes the frame text and gives ``array<PARSED_TRADE>`` for a trade frame of its venue, null for anything else
-(unparseable text, an ack, a heartbeat), and an empty array for a trade frame that carries no trade.
+A venue's parser is the JSON schema of its frames and a function from the frame parsed with that schema to
+``array<PARSED_TRADE>``: null for anything but a trade frame of that venue (unparseable text, an ack, a heartbeat),
+an empty array for a trade frame that carries no trade.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from pyspark.sql import Column
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import ArrayType
+from pyspark.sql.types import ArrayType, StructType
 
 from jobs import schemas
+
+
+@dataclass(frozen=True)
+class Parser:
+    frame: StructType
+    trades: Callable[[Column], Column]
 
 
 def _trade(symbol: Column, trade_id: Column, price: Column, size: Column, side: Column, event_time: Column) -> Column:
@@ -30,10 +38,10 @@ def _opposite(maker_side: Column) -> Column:
     return F.when(maker_side == "BUY", "sell").when(maker_side == "SELL", "buy")
 
 
-def binance(frame: Column) -> Column:
+def binance(message: Column) -> Column:
     """``{"stream":"btcusdt@trade","data":{"e":"trade","t":3735683259,"p":"61837.63000000","q":"0.02000000",
     "T":1723161255342,"m":true,...}}``; ``m``: the buyer was the maker, so the taker sold."""
-    data = F.from_json(frame, schemas.BINANCE_FRAME)["data"].cast(schemas.BINANCE_TRADE)
+    data = message["data"].cast(schemas.BINANCE_TRADE)
     trade = _trade(
         F.lit(None).cast("string"),
         data["trade_id"],
@@ -45,11 +53,10 @@ def binance(frame: Column) -> Column:
     return F.when(data.isNotNull(), F.array(trade))
 
 
-def kraken(frame: Column) -> Column:
+def kraken(message: Column) -> Column:
     """WebSocket v2 ``{"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy","price":67000.1,
     "qty":0.01,"ord_type":"market","trade_id":123,"timestamp":"2023-09-25T07:49:37.708706Z"}]}``; side is the
     taker's."""
-    message = F.from_json(frame, schemas.KRAKEN_FRAME)
     trades = F.transform(
         message["data"],
         lambda t: _trade(
@@ -64,11 +71,10 @@ def kraken(frame: Column) -> Column:
     return F.when(message["channel"] == "trade", trades)
 
 
-def coinbase(frame: Column) -> Column:
+def coinbase(message: Column) -> Column:
     """Advanced Trade ``{"channel":"market_trades","events":[{"type":"update","trades":[{"product_id":"BTC-USD",
     "trade_id":"1068572090","price":"65083.67","size":"0.002186","time":"2026-08-09T21:05:42.514318Z",
     "side":"SELL"}]}]}``; ``side`` is the maker's, so the taker's is the opposite."""
-    message = F.from_json(frame, schemas.COINBASE_FRAME)
     trades = F.transform(
         F.flatten(F.transform(message["events"], lambda e: e["trades"])),
         lambda t: _trade(
@@ -78,13 +84,11 @@ def coinbase(frame: Column) -> Column:
     return F.when(message["channel"] == "market_trades", trades)
 
 
-def bybit(frame: Column) -> Column:
+def bybit(message: Column) -> Column:
     """v5 ``{"topic":"publicTrade.BTCUSDT","type":"snapshot","data":[{"i":"2290000001189048101","T":1786310822605,
     "p":"65140.5","v":"0.002705","S":"Buy","s":"BTCUSDT",...}]}``; ``S`` is the taker's side."""
-    message = F.from_json(frame, schemas.BYBIT_FRAME)
-    data = message["data"].cast(ArrayType(schemas.BYBIT_TRADE))
     trades = F.transform(
-        data,
+        message["data"].cast(ArrayType(schemas.BYBIT_TRADE)),
         lambda t: _trade(
             F.lit(None).cast("string"),
             t["trade_id"],
@@ -97,10 +101,9 @@ def bybit(frame: Column) -> Column:
     return F.when(message["topic"].startswith("publicTrade."), trades)
 
 
-def okx(frame: Column) -> Column:
+def okx(message: Column) -> Column:
     """v5 ``{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"7849",
     "px":"30218.8","sz":"1","side":"buy","ts":"1652459199958"}]}``; side is the taker's."""
-    message = F.from_json(frame, schemas.OKX_FRAME)
     trades = F.transform(
         message["data"],
         lambda t: _trade(
@@ -111,19 +114,31 @@ def okx(frame: Column) -> Column:
     return F.when((message["arg"]["channel"] == "trades") & message["data"].isNotNull(), trades)
 
 
-PARSERS: dict[str, Callable[[Column], Column]] = {
-    "binance": binance,
-    "kraken": kraken,
-    "coinbase": coinbase,
-    "bybit": bybit,
-    "okx": okx,
+PARSERS: dict[str, Parser] = {
+    "binance": Parser(schemas.BINANCE_FRAME, binance),
+    "kraken": Parser(schemas.KRAKEN_FRAME, kraken),
+    "coinbase": Parser(schemas.COINBASE_FRAME, coinbase),
+    "bybit": Parser(schemas.BYBIT_FRAME, bybit),
+    "okx": Parser(schemas.OKX_FRAME, okx),
 }
 
 
-def parse(exchange: Column, frame: Column) -> Column:
-    """The trades of ``frame``, parsed by the parser of ``exchange``: only that one runs for the row."""
-    (first, first_parser), *rest = PARSERS.items()
-    branches = F.when(exchange == first, first_parser(frame))
-    for name, parser in rest:
-        branches = branches.when(exchange == name, parser(frame))
-    return branches
+def with_trades(frames: DataFrame, exchange: str, frame: str) -> DataFrame:
+    """``frames`` with a ``trades`` column: the trades of column ``frame``, by the parser of column ``exchange``.
+
+    Each frame is parsed once, by its own venue's schema only.
+    """
+    parsed = {name: f"_{name}_frame" for name in PARSERS}
+    return (
+        frames
+        # A column of its own for each venue's parse; only the row's venue fills it.
+        .select(
+            "*",
+            *(
+                F.when(F.col(exchange) == name, F.from_json(F.col(frame).cast("string"), parser.frame)).alias(column)
+                for (name, parser), column in zip(PARSERS.items(), parsed.values(), strict=True)
+            ),
+        )
+        .withColumn("trades", F.coalesce(*(PARSERS[name].trades(F.col(column)) for name, column in parsed.items())))
+        .drop(*parsed.values())
+    )
