@@ -2,7 +2,7 @@
 
 Quick run: ``python -m bench --trades 100000 --live-seconds 60 --runs 1``. Tuning: ``--set trigger_interval="2
 seconds"`` (any setting, also read from its CRYPTOLAKE_* variable), ``--spark-conf KEY=VALUE`` (Spark conf no setting
-spells), ``--one-jvm``; give such a run a ``--label``.
+spells), ``--jvm-per-layer``; give such a run a ``--label``.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="which of backfill,floor,live to run")
     parser.add_argument("--set", type=_setting, action="append", default=[], metavar="SETTING=VALUE")
     parser.add_argument("--spark-conf", type=_pair, action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--one-jvm", action="store_true", help="all three layers in one Spark driver")
+    parser.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, not one for all")
     parser.add_argument("--label", default="", help="suffix of the results files, e.g. the variant tried")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # The producer retries by itself while a fresh broker settles (idempotence PID, coordinator load): not news.
     logging.getLogger("librdkafka").setLevel(logging.ERROR)
-    tuning = Tuning(dict(args.set), dict(args.spark_conf), args.one_jvm)
+    tuning = Tuning(dict(args.set), dict(args.spark_conf), args.jvm_per_layer)
     started = time.time()
     header: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {name: getattr(effective, name) for name in TUNED},
         "spark_master": effective.spark_master or "local[2] (the runner's default)",
         "spark_conf": tuning.spark_conf,
-        "one_jvm": tuning.one_jvm,
+        "jvm_per_layer": tuning.jvm_per_layer,
     }
     out = results.assemble(dataclasses.replace(measured, memory=sampler.report()), header)
     stem = time.strftime("%Y-%m-%d") + (f"-{args.label}" if args.label else "")

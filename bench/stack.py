@@ -21,7 +21,7 @@ from cryptolake.local.minio import ensure_bucket
 from cryptolake.local.paths import CACHE, LocalPaths
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices, install
-from cryptolake.runner import ONE_JVM, Pipeline
+from cryptolake.runner import Pipeline
 from cryptolake.settings import Settings, env_name
 
 TOPIC_PARTITIONS = 4  # as `cryptolake up` creates it
@@ -29,11 +29,11 @@ TOPIC_PARTITIONS = 4  # as `cryptolake up` creates it
 
 @dataclass(frozen=True)
 class Tuning:
-    """The knobs a benchmark run varies: settings (also read from CRYPTOLAKE_* env), extra Spark conf, one JVM."""
+    """The knobs a benchmark run varies: settings (also read from CRYPTOLAKE_* env), extra Spark conf, JVMs."""
 
     settings: dict[str, str] = field(default_factory=dict)  # field name -> value as env text
     spark_conf: dict[str, str] = field(default_factory=dict)
-    one_jvm: bool = False
+    jvm_per_layer: bool = False
 
     def apply(self, settings: Settings) -> Settings:
         environ = {**settings.to_env(), **{env_name(k): v for k, v in self.settings.items()}}
@@ -87,8 +87,8 @@ class Stack:
 
 @contextlib.contextmanager
 def pipeline(settings: Settings, tuning: Tuning) -> Iterator[Pipeline]:
-    """The three layers (or the one-JVM process) on what Kafka holds; stopped on the way out."""
-    running = Pipeline(settings, source=None, one_jvm=tuning.one_jvm)
+    """The layers on what Kafka holds, in one JVM or one each as ``cryptolake up`` runs them; stopped on the way out."""
+    running = Pipeline(settings, source=None, jvm_per_layer=tuning.jvm_per_layer)
     with _submit_args(tuning.spark_conf):  # for the whole run: a restarted layer gets the same conf
         running.start()
         try:
@@ -98,8 +98,7 @@ def pipeline(settings: Settings, tuning: Tuning) -> Iterator[Pipeline]:
 
 
 def layer_pids(running: Pipeline) -> dict[str, int]:
-    names = (ONE_JVM,) if running.one_jvm else ("bronze", "silver", "gold")
-    found = {name: running.process(name).running_pid() for name in names}
+    found = {name: running.process(name).running_pid() for name in running.layer_processes}
     return {name: pid for name, pid in found.items() if pid is not None}
 
 

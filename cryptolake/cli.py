@@ -46,7 +46,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     install(settings)
     services = LocalServices(settings)
     source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
-    pipeline = Pipeline(settings, source, one_jvm=args.one_jvm)
+    pipeline = Pipeline(settings, source, jvm_per_layer=args.jvm_per_layer)
     try:
         services.start()
         pipeline.start()
@@ -151,9 +151,9 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
     layer = LAYERS[args.layer]
-    process = Pipeline(settings).process(layer.name)
-    if process.running_pid() is not None:
-        print(f"error: {layer.name} is running (pid {process.running_pid()}); stop it first", file=sys.stderr)
+    pid = Pipeline(settings).layer_pid(layer.name)
+    if pid is not None:
+        print(f"error: {layer.name} is running (pid {pid}); stop it first", file=sys.stderr)
         return 1
     for prefix in lake.reset(settings, layer):
         print(f"deleted {prefix}")
@@ -190,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--recording", type=Path, nargs="*", default=[], help="replay: *.replay.jsonl files")
     up.add_argument("--speed", default="1", help="synthetic and replay: N times real time, or max")
     up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second")
-    up.add_argument("--one-jvm", action="store_true", help="run the three layers in one Spark driver")
+    up.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, as in Kubernetes")
     up.set_defaults(func=cmd_up)
     commands.add_parser("down", help="stop a running `cryptolake up`").set_defaults(func=cmd_down)
     bars = commands.add_parser("bars", help="print gold bars from the lake")

@@ -77,9 +77,9 @@ class Settings:
         "Base URL of a local venue serving every feed under /<venue> (cryptolake replay); empty: the real venues.",
         local=True,
     )
-    trigger_interval: str = _setting("5 seconds", "Micro-batch trigger interval of every streaming query.")
+    trigger_interval: str = _setting("3 seconds", "Micro-batch trigger interval of every streaming query.")
     max_offsets_per_trigger: int = _setting(200_000, "Most Kafka records bronze reads in one micro-batch.")
-    shuffle_partitions: int = _setting(4, "spark.sql.shuffle.partitions: state partitions of silver and gold.")
+    shuffle_partitions: int = _setting(2, "spark.sql.shuffle.partitions: state partitions of silver and gold.")
     silver_watermark: str = _setting(
         "10 minutes", "How long silver remembers a trade id to drop its duplicates (event time)."
     )

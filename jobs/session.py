@@ -23,7 +23,7 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.access.key": settings.s3_access_key,
         "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key,
         # Each sink's and file source's log is rewritten whole at every compaction, and grows with every file the
-        # table holds; at a 5 s trigger, compacting every 100 batches (about 8 minutes) keeps that cost small, while
+        # table holds; at a 3 s trigger, compacting every 100 batches (about 5 minutes) keeps that cost small, while
         # readers still replay at most 99 batch files after the last compaction.
         "spark.sql.streaming.fileSink.log.compactInterval": "100",
         "spark.sql.streaming.fileSource.log.compactInterval": "100",

@@ -12,13 +12,13 @@ from cryptolake.settings import Settings
 def test_defaults_are_the_full_benchmark() -> None:
     args = parse_args([])
     assert (args.trades, args.runs, args.live_seconds, args.rates) == (1_000_000, 3, 180.0, [500.0, 5000.0])
-    assert args.scenarios == ["backfill", "floor", "live"] and not args.one_jvm
+    assert args.scenarios == ["backfill", "floor", "live"] and not args.jvm_per_layer
 
 
 def test_settings_and_spark_conf_become_a_tuning() -> None:
     args = parse_args(["--set", "shuffle_partitions=2", "--set", "trigger_interval=2 seconds", "--spark-conf",
-                       "spark.ui.enabled=false", "--one-jvm", "--scenarios", "backfill"])  # fmt: skip
-    tuning = Tuning(dict(args.set), dict(args.spark_conf), args.one_jvm)
+                       "spark.ui.enabled=false", "--jvm-per-layer", "--scenarios", "backfill"])  # fmt: skip
+    tuning = Tuning(dict(args.set), dict(args.spark_conf), args.jvm_per_layer)
     settings = tuning.apply(Settings())
     assert (settings.shuffle_partitions, settings.trigger_interval) == (2, "2 seconds")
     assert tuning.spark_conf == {"spark.ui.enabled": "false"} and args.scenarios == ["backfill"]

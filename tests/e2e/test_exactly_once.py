@@ -47,7 +47,7 @@ def test_kills_lose_and_duplicate_nothing(make_settings: Callable[[], Settings])
     victims = [*LAYERS, "minio"]
     rng.shuffle(victims)
     with LocalServices(settings) as services:
-        running = Pipeline(settings, source)
+        running = Pipeline(settings, source, jvm_per_layer=True)  # each layer killed on its own
         running.start()
         try:
             for victim in victims:

@@ -31,7 +31,7 @@ SEED = 7
 WATERMARK_S = 5
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["three-jvms", "one-jvm"])
+@pytest.fixture(scope="module", params=[True, False], ids=["jvm-per-layer", "one-jvm"])
 def pipeline(services: Settings, request: pytest.FixtureRequest) -> Iterator[tuple[Pipeline, list[Trade]]]:
     run = uuid.uuid4().hex[:8]
     settings = services.with_(
@@ -47,7 +47,7 @@ def pipeline(services: Settings, request: pytest.FixtureRequest) -> Iterator[tup
     start_ms = int(time.time() * 1000) - 300_000  # in the past: event times stay near ingest times
     source = Source(kind="synthetic", count=TRADES, rate=RATE, seed=SEED, start_ms=start_ms, speed="max")
     trades = list(generate(SYMBOLS, seed=SEED, start_ms=start_ms, rate=RATE, count=TRADES))
-    running = Pipeline(settings, source, one_jvm=request.param)
+    running = Pipeline(settings, source, jvm_per_layer=request.param)
     running.start()
     try:
         yield running, trades
