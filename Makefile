@@ -29,7 +29,7 @@ demo: setup ## Run the whole pipeline locally on the synthetic venue until Ctrl-
 test: setup lint ## Run every test: unit, Spark transforms, Kubernetes renders, end to end on local services
 	$(BIN)/python -m pytest
 
-bench: setup ## Measure the pipeline (throughput, freshness, memory; about 15 min) into bench/results/
+bench: setup ## Measure the pipeline (throughput, freshness, memory; about 12 min) into bench/results/
 	$(BIN)/python -m bench
 
 lint: $(BIN)/cryptolake ## ruff and mypy
