@@ -102,7 +102,7 @@ def render(results: dict[str, Any]) -> bytes:
     machine, load = results["machine"], results["load_average"]
     footer = (
         f"{results['date']}  {machine['cores']} CORES, {machine['ram_gib']} GIB, {machine['cpu_model']}, "
-        f"LOAD AVERAGE {load['start'][0]} AT START, {load.get('end', ['?'])[0]} AT END  "
+        f"LOAD AVERAGE {load['start'][0]} AT START, {load['end'][0]} AT END  "
         f"{results['workload']['trades']:,} TRADES"
     )
     parts = panels(results)

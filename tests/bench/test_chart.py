@@ -51,7 +51,7 @@ def test_unknown_characters_draw_as_a_question_mark() -> None:
 RESULTS = {
     "date": "2026-11-21 10:00:00 UTC",
     "machine": {"cores": 2, "ram_gib": 23.5, "cpu_model": "AMD EPYC"},
-    "load_average": {"start": [0.5, 0.4, 0.3]},
+    "load_average": {"start": [0.5, 0.4, 0.3], "end": [1.5, 0.6, 0.4]},
     "workload": {"trades": 100_000},
     "backfill": {"median": {"runs": 3, "layers": {"bronze": 90_000.0, "silver": 60_000.0, "gold": None}}},
     "backfill_trades_per_s": 40_000.0,
