@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 LOG_TAIL_LINES = 25
+PF_FLAGS = 6  # index of the flags among the fields of /proc/PID/stat after the command name
+PF_KTHREAD = 0x00200000  # the flag of a kernel thread
 
 
 class ServiceError(RuntimeError):
@@ -100,6 +102,15 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ..., flags), where /proc tells them."""
+    try:
+        # The command name, in parentheses, may hold spaces and ")" itself: the fields follow its last ")".
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -107,11 +118,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        # A zombie still answers kill(0); its state letter follows the ")" closing the command name.
-        return stat.read_text().rpartition(")")[2].split()[0] != "Z"
-    return True
+    stat = _stat(pid)
+    return stat is None or stat[0] != "Z"  # a zombie still answers kill(0)
 
 
 def _cmdline(pid: int) -> str | None:
@@ -120,6 +128,17 @@ def _cmdline(pid: int) -> str | None:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
+
+
+def _may_run(pid: int, marker: str) -> bool:
+    """Whether the live ``pid`` may be the service whose command line holds ``marker``."""
+    cmdline = _cmdline(pid)
+    if cmdline:
+        return marker in cmdline
+    # Empty for a moment while the process execs: its spawner's Popen returns, and writes the PID file, before the
+    # kernel has set up the new command line. A kernel thread's stays empty, and one may have taken a stale file's PID.
+    stat = _stat(pid)
+    return stat is None or not int(stat[PF_FLAGS]) & PF_KTHREAD
 
 
 class ManagedProcess:
@@ -134,16 +153,26 @@ class ManagedProcess:
         self._popen: subprocess.Popen[bytes] | None = None
 
     def running_pid(self) -> int | None:
-        """PID of this service from its PID file if that process still runs; a stale file is removed."""
-        try:
-            pid = int(self.pidfile.read_text().strip())
-        except (FileNotFoundError, ValueError):
-            return None
-        cmdline = _cmdline(pid)
-        if _alive(pid) and (cmdline is None or self.marker in cmdline):
-            return pid
+        """PID of this service if it still runs, else None, and a stale PID file is removed.
+
+        The process this object spawned is known by its Popen, from the moment it is spawned; another's by the PID
+        file, where a live process with the marker, or still without a command line, counts as running.
+        """
+        if self._popen is not None:
+            if self._popen.poll() is None:
+                return self._popen.pid
+        else:
+            pid = self._pid_from_file()
+            if pid is not None and _alive(pid) and _may_run(pid, self.marker):
+                return pid
         self.pidfile.unlink(missing_ok=True)
         return None
+
+    def _pid_from_file(self) -> int | None:
+        try:
+            return int(self.pidfile.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
 
     def check_not_running(self, state: Path) -> None:
         pid = self.running_pid()

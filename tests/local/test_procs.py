@@ -1,0 +1,57 @@
+"""Local mode's process tracking: a child is alive from the moment it is spawned, and a stale PID file is not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cryptolake.local.procs import ManagedProcess
+
+SPAWNS = 100  # the race this guards against hit in most tries of a loop of 20
+
+
+def sleeper(tmp_path: Path) -> ManagedProcess:
+    return ManagedProcess("sleeper", tmp_path / "sleeper.pid", tmp_path / "sleeper.log", marker=str(tmp_path))
+
+
+def test_a_child_counts_as_running_from_the_moment_it_is_spawned(tmp_path: Path) -> None:
+    argv = [sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)]
+    for attempt in range(SPAWNS):
+        own = sleeper(tmp_path)
+        pid = own.spawn(argv, os.environ, tmp_path)
+        try:
+            # First as another process sees it by the PID file (`cryptolake down`), while the child may still exec.
+            assert sleeper(tmp_path).running_pid() == pid, f"spawn {attempt}: taken for dead by its PID file"
+            assert own.running_pid() == pid, f"spawn {attempt}: taken for dead by its spawner"
+        finally:
+            own.stop()
+        assert own.running_pid() is None
+        assert not own.pidfile.exists()
+
+
+def test_a_pid_file_of_a_process_gone_or_of_another_program_is_stale_and_removed(tmp_path: Path) -> None:
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        process = sleeper(tmp_path)
+        process.pidfile.write_text(f"{other.pid}\n")  # alive, but without the marker: a PID reused
+        assert process.running_pid() is None
+        assert not process.pidfile.exists()
+    finally:
+        other.kill()
+        other.wait()
+    process.pidfile.write_text(f"{other.pid}\n")  # gone
+    assert process.running_pid() is None
+    assert not process.pidfile.exists()
+
+
+def test_a_kernel_thread_that_took_a_stale_pid_is_not_the_service(tmp_path: Path) -> None:
+    kthreadd = Path("/proc/2/stat")
+    if not kthreadd.exists() or "(kthreadd)" not in kthreadd.read_text():
+        pytest.skip("no kernel thread visible in this PID namespace")
+    process = sleeper(tmp_path)
+    process.pidfile.write_text("2\n")
+    assert process.running_pid() is None
