@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import threading
 import time
@@ -19,7 +18,7 @@ from cryptolake import chart, lake, logs
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.local.services import LocalServices, install
-from cryptolake.runner import Pipeline, Source, down, up_pidfile
+from cryptolake.runner import Pipeline, Source, down, up_lock
 from cryptolake.settings import Settings, SettingsError, describe
 from ingestion.cli import add_commands as add_ingestion_commands
 from jobs.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
@@ -39,10 +38,13 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         print("error: --source replay needs --recording FILE", file=sys.stderr)
         return 2
     paths = LocalPaths.of(settings)
+    # First of all: a second `up` on this state folder must refuse before it starts, or stops, anything.
+    with up_lock(paths):
+        return _up(settings, args, paths)
+
+
+def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
     stop = logs.stop_on_signals(logging.getLogger("cryptolake"))
-    pidfile = up_pidfile(paths)
-    pidfile.parent.mkdir(parents=True, exist_ok=True)
-    pidfile.write_text(f"{os.getpid()}\n")
     install(settings)
     services = LocalServices(settings)
     source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
@@ -59,7 +61,6 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         print("stopping: ingestor, then the layers (each finishes its batch), then Kafka and MinIO ...")
         pipeline.stop()
         services.stop()
-        pidfile.unlink(missing_ok=True)
         print("stopped; the data stays in place.")
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptolake import lake
+from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
 from cryptolake.local.procs import ManagedProcess, free_port
 from cryptolake.settings import Settings
@@ -248,17 +249,20 @@ def latest_bar(settings: Settings) -> str:
     )
 
 
-def up_pidfile(paths: LocalPaths) -> Path:
-    return paths.run / "up.pid"
+def up_lock(paths: LocalPaths) -> StateLock:
+    """The lock a running ``cryptolake up`` holds on its state folder, with its pid."""
+    return StateLock(paths.run / "up.lock", paths.state)
 
 
 def down(settings: Settings, timeout: float = 120.0) -> bool:
     """Ask a running ``cryptolake up`` to stop, as Ctrl-C would; True once it has gone."""
-    pidfile = up_pidfile(LocalPaths.of(settings))
+    # The lock's holder, not a PID file: after a crash, a file's pid may belong to another program by now.
+    pid = up_lock(LocalPaths.of(settings)).holder()
+    if pid is None:
+        return False
     try:
-        pid = int(pidfile.read_text().strip())
         os.kill(pid, signal.SIGTERM)
-    except (FileNotFoundError, ValueError, ProcessLookupError):
+    except ProcessLookupError:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
