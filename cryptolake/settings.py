@@ -7,101 +7,283 @@ charts' env is checked against :func:`env_names`, and local mode hands :meth:`Se
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
+from urllib.parse import urlsplit
+
+from ingestion.exchanges import FEEDS
 
 ENV_PREFIX = "CRYPTOLAKE_"
+
+
+# A check returns what is wrong with a setting's value, or None when the value is fine.
+Check = Callable[[Any], str | None]
 
 
 class SettingsError(ValueError):
     """An environment variable holds a value its setting cannot take."""
 
 
-def _setting(default: Any, help: str, *, secret: bool = False, local: bool = False) -> Any:
-    # `secret`: charts take it from a Secret, logs never print it. `local`: only local mode reads it.
-    return field(default=default, metadata={"help": help, "secret": secret, "local": local})
+# Seconds in each unit of the interval strings Spark takes for triggers and watermarks. Months and years are left
+# out: their length varies, and Spark refuses them for a trigger.
+_UNIT_SECONDS = {
+    "microsecond": 1e-6,
+    "millisecond": 1e-3,
+    "second": 1.0,
+    "minute": 60.0,
+    "hour": 3600.0,
+    "day": 86400.0,
+    "week": 604800.0,
+}
+_WHOLE = re.compile(r"\d+")
+_DECIMAL = re.compile(r"\d+(\.\d+)?")  # Spark takes a fraction of seconds only
+
+
+def duration_seconds(text: str) -> float:
+    """Seconds in a Spark interval string: "3 seconds", "1 minute 30 seconds", "500 milliseconds"; ValueError if not.
+
+    What Spark's triggers and watermarks take: an optional leading "interval", then pairs of a number (a fraction for
+    seconds only) and a unit, singular or plural, in any case.
+    """
+    words = text.lower().split()
+    if words[:1] == ["interval"]:
+        words = words[1:]
+    if not words or len(words) % 2:
+        raise ValueError(f"{text!r} is not a duration such as '3 seconds', '10 minutes' or '500 milliseconds'")
+    seconds = 0.0
+    for number, word in zip(words[::2], words[1::2], strict=True):
+        unit = word.removesuffix("s")
+        if unit not in _UNIT_SECONDS or not (_DECIMAL if unit == "second" else _WHOLE).fullmatch(number):
+            raise ValueError(f"{text!r} is not a duration such as '3 seconds', '10 minutes' or '500 milliseconds'")
+        seconds += float(number) * _UNIT_SECONDS[unit]
+    return seconds
+
+
+def _duration(value: str) -> str | None:
+    try:
+        duration_seconds(value)
+    except ValueError:
+        return f"must be a duration such as '3 seconds', '10 minutes' or '500 milliseconds', got {value!r}"
+    return None
+
+
+def _positive(value: int) -> str | None:
+    return None if value > 0 else f"must be a positive whole number, got {value}"
+
+
+def _non_negative(value: int) -> str | None:
+    return None if value >= 0 else f"must be 0 or a positive whole number, got {value}"
+
+
+def _port(value: int) -> str | None:
+    # No setting uses 0 for "any free port": local mode picks free ports itself and passes them on.
+    return None if 1 <= value <= 65535 else f"must be a port number from 1 to 65535, got {value}"
+
+
+def _is_host_port(address: str) -> bool:
+    host, sep, port = address.strip().rpartition(":")
+    return bool(sep and host.strip("[]")) and port.isdigit() and _port(int(port)) is None
+
+
+def _host_ports(value: str) -> str | None:
+    if all(_is_host_port(address) for address in value.split(",")):
+        return None
+    return f"must be host:port pairs, comma-separated (e.g. kafka:9092), got {value!r}"
+
+
+def _url(*schemes: str, optional: bool = False) -> Check:
+    """A URL of one of ``schemes`` with a host and a valid port if any; ``optional``: empty is fine too."""
+    wanted = " or ".join(f"{scheme}://" for scheme in schemes)
+
+    def check(value: str) -> str | None:
+        if optional and not value:
+            return None
+        parts = urlsplit(value)
+        try:
+            port_ok = parts.port != 0  # urlsplit raises for a port that is no number or beyond 65535
+        except ValueError:
+            port_ok = False
+        if parts.scheme in schemes and parts.hostname and port_ok:
+            return None
+        return f"must be {'empty or ' if optional else ''}a URL starting with {wanted}, got {value!r}"
+
+    return check
+
+
+def _matching(pattern: str, what: str) -> Check:
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str | None:
+        return None if compiled.fullmatch(value) else f"must be {what}, got {value!r}"
+
+    return check
+
+
+def _each(item: Check) -> Check:
+    """At least one item, each passing ``item``."""
+
+    def check(values: tuple[str, ...]) -> str | None:
+        if not values:
+            return "must list at least one item, comma-separated"
+        return next(filter(None, map(item, values)), None)
+
+    return check
+
+
+def _known_venue(value: str) -> str | None:
+    return None if value in FEEDS else f"unknown venue {value!r}; known: {', '.join(FEEDS)}"
+
+
+def _any_path(_value: str) -> str | None:
+    # A folder: whether it exists depends on the machine that reads the setting, so it is checked where it is used.
+    return None
+
+
+_non_empty = _matching(r".+", "non-empty")
+_topic = _matching(r"[A-Za-z0-9._-]{1,249}", "a Kafka topic name (letters, digits, '.', '_', '-')")
+_bucket = _matching(r"[a-z0-9][a-z0-9.-]*", "a bucket name (lower-case letters, digits, '.', '-')")
+_symbols = _each(_matching(r"[A-Z0-9]+(-[A-Z0-9]+)+", "symbols in capitals such as BTC-USDT or BTC-USDT-SWAP"))
+# Empty leaves the master to spark-submit; else local, local[N] (or local-cluster[...]), yarn, or a master URL.
+_spark_master = _matching(
+    r"|local|local(-cluster)?\[[0-9*, ]+\]|yarn|[a-z][a-z0-9+.-]*://.+", "empty, local[N], yarn or a master URL"
+)
+
+
+def _type_problem(value: Any, hint: Any) -> str | None:
+    if hint is int:
+        ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+    elif hint is str:
+        ok, what = isinstance(value, str), "text"
+    else:
+        ok, what = isinstance(value, tuple) and all(isinstance(v, str) for v in value), "a tuple of strings"
+    return None if ok else f"must be {what}, got {value!r}"
+
+
+def _setting(default: Any, help: str, check: Check, *, secret: bool = False, local: bool = False) -> Any:
+    # `check`: what the value must be. `secret`: charts take it from a Secret, logs never print it. `local`: only
+    # local mode reads it.
+    return field(default=default, metadata={"help": help, "check": check, "secret": secret, "local": local})
 
 
 @dataclass(frozen=True)
 class Settings:
     """Every setting, with the default of the embedded local mode."""
 
-    kafka_bootstrap: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers (Redpanda's in the cluster).")
-    kafka_topic: str = _setting("crypto.trades", "Topic the ingestor writes raw frames to and bronze reads.")
-    s3_endpoint: str = _setting("http://127.0.0.1:9000", "S3 API endpoint of the object store (MinIO).")
-    s3_access_key: str = _setting("cryptolake", "Access key of the lake's S3 user.", secret=True)
-    s3_secret_key: str = _setting("cryptolake-secret", "Secret key of the lake's S3 user.", secret=True)
-    s3_region: str = _setting("us-east-1", "Region the S3 client signs for; MinIO accepts any.")
-    lake_bucket: str = _setting("lakehouse", "Bucket holding every layer's tables and checkpoints.")
+    kafka_bootstrap: str = _setting(
+        "127.0.0.1:9092", "Kafka bootstrap servers (Redpanda's in the cluster).", _host_ports
+    )
+    kafka_topic: str = _setting("crypto.trades", "Topic the ingestor writes raw frames to and bronze reads.", _topic)
+    s3_endpoint: str = _setting(
+        "http://127.0.0.1:9000", "S3 API endpoint of the object store (MinIO).", _url("http", "https")
+    )
+    s3_access_key: str = _setting("cryptolake", "Access key of the lake's S3 user.", _non_empty, secret=True)
+    s3_secret_key: str = _setting("cryptolake-secret", "Secret key of the lake's S3 user.", _non_empty, secret=True)
+    s3_region: str = _setting("us-east-1", "Region the S3 client signs for; MinIO accepts any.", _non_empty)
+    lake_bucket: str = _setting("lakehouse", "Bucket holding every layer's tables and checkpoints.", _bucket)
     symbols: tuple[str, ...] = _setting(
-        ("BTC-USDT", "ETH-USDT"), "Canonical BASE-QUOTE symbols to ingest, comma-separated."
+        ("BTC-USDT", "ETH-USDT"), "Canonical BASE-QUOTE symbols to ingest, comma-separated.", _symbols
     )
     binance_url: str = _setting(
-        "wss://stream.binance.com:9443", "Binance WebSocket base URL; local mode points it at its own venue."
+        "wss://stream.binance.com:9443",
+        "Binance WebSocket base URL; local mode points it at its own venue.",
+        _url("ws", "wss"),
     )
-    ingestor_http_port: int = _setting(9108, "Port of the ingestor's /metrics, /healthz and /readyz.")
+    ingestor_http_port: int = _setting(9108, "Port of the ingestor's /metrics, /healthz and /readyz.", _port)
     venues: tuple[str, ...] = _setting(
         ("binance",),
         "Venues the ingestor streams trades from, comma-separated: binance, kraken, coinbase, bybit, okx "
         "(also kraken-v1 and coinbase-exchange, the older protocols). Each takes its symbols from its own setting.",
+        _each(_known_venue),
     )
     kraken_symbols: tuple[str, ...] = _setting(
-        ("BTC-USD", "ETH-USD"), "Canonical BASE-QUOTE symbols to ingest from Kraken (CRYPTOLAKE_SYMBOLS: Binance's)."
+        ("BTC-USD", "ETH-USD"),
+        "Canonical BASE-QUOTE symbols to ingest from Kraken (CRYPTOLAKE_SYMBOLS: Binance's).",
+        _symbols,
     )
     coinbase_symbols: tuple[str, ...] = _setting(
-        ("BTC-USD", "ETH-USD"), "Canonical BASE-QUOTE symbols to ingest from Coinbase, e.g. BTC-USD."
+        ("BTC-USD", "ETH-USD"), "Canonical BASE-QUOTE symbols to ingest from Coinbase, e.g. BTC-USD.", _symbols
     )
     bybit_symbols: tuple[str, ...] = _setting(
         ("BTC-USDT", "ETH-USDT"),
         "Canonical symbols to ingest from Bybit: BTC-USDT for spot, BTC-USDT-SWAP for the linear perpetual.",
+        _symbols,
     )
     okx_symbols: tuple[str, ...] = _setting(
-        ("BTC-USDT", "ETH-USDT"), "OKX instrument ids to ingest: BTC-USDT (spot), BTC-USDT-SWAP, BTC-USD-250926."
+        ("BTC-USDT", "ETH-USDT"),
+        "OKX instrument ids to ingest: BTC-USDT (spot), BTC-USDT-SWAP, BTC-USD-250926.",
+        _symbols,
     )
     ingestor_queue_frames: int = _setting(
         100_000,
         "Most frames the ingestor holds while Kafka is slow or down; when full it stops reading the venues "
         "(it blocks, it never drops a received frame).",
+        _positive,
     )
     ingestor_queue_mib: int = _setting(
-        32, "Most MiB of frames the ingestor holds while Kafka is slow or down; fit it in the pod's memory limit."
+        32,
+        "Most MiB of frames the ingestor holds while Kafka is slow or down; fit it in the pod's memory limit.",
+        _positive,
     )
     ingestor_flush_seconds: int = _setting(
-        10, "On SIGTERM, how long the ingestor waits for Kafka to take queued frames (below the pod's grace period)."
+        10,
+        "On SIGTERM, how long the ingestor waits for Kafka to take queued frames (below the pod's grace period).",
+        _positive,
     )
     venue_url: str = _setting(
         "",
         "Base URL of a local venue serving every feed under /<venue> (cryptolake replay); empty: the real venues.",
+        _url("ws", "wss", optional=True),
         local=True,
     )
-    trigger_interval: str = _setting("3 seconds", "Micro-batch trigger interval of every streaming query.")
-    max_offsets_per_trigger: int = _setting(200_000, "Most Kafka records bronze reads in one micro-batch.")
-    shuffle_partitions: int = _setting(2, "spark.sql.shuffle.partitions: state partitions of silver and gold.")
+    trigger_interval: str = _setting("3 seconds", "Micro-batch trigger interval of every streaming query.", _duration)
+    max_offsets_per_trigger: int = _setting(200_000, "Most Kafka records bronze reads in one micro-batch.", _positive)
+    shuffle_partitions: int = _setting(
+        2, "spark.sql.shuffle.partitions: state partitions of silver and gold.", _positive
+    )
     silver_watermark: str = _setting(
-        "10 minutes", "How long silver remembers a trade id to drop its duplicates (event time)."
+        "10 minutes", "How long silver remembers a trade id to drop its duplicates (event time).", _duration
     )
     silver_max_clock_skew_hours: int = _setting(
-        24, "Quarantine trades whose event time is further than this from their ingest time; 0 turns it off (replays)."
+        24,
+        "Quarantine trades whose event time is further than this from their ingest time; 0 turns it off (replays).",
+        _non_negative,
     )
-    gold_watermark: str = _setting("10 seconds", "How late a trade may arrive and still count in its bar.")
-    spark_master: str = _setting("", "Spark master URL; empty leaves it to spark-submit (the operator).")
+    gold_watermark: str = _setting("10 seconds", "How late a trade may arrive and still count in its bar.", _duration)
+    spark_master: str = _setting("", "Spark master URL; empty leaves it to spark-submit (the operator).", _spark_master)
     spark_jars_dir: str = _setting(
-        "", "Folder of the pinned Spark jars to add; empty when they are on Spark's classpath (the image)."
+        "", "Folder of the pinned Spark jars to add; empty when they are on Spark's classpath (the image).", _any_path
     )
     local_home: str = _setting(
-        "", "Folder of local mode's service data, logs and PID files; empty means .cryptolake/local.", local=True
+        "",
+        "Folder of local mode's service data, logs and PID files; empty means .cryptolake/local.",
+        _any_path,
+        local=True,
     )
-    minio_console_port: int = _setting(9001, "Port of the local MinIO console.", local=True)
-    kafka_controller_port: int = _setting(9093, "Port of the local Kafka KRaft controller.", local=True)
+    minio_console_port: int = _setting(9001, "Port of the local MinIO console.", _port, local=True)
+    kafka_controller_port: int = _setting(9093, "Port of the local Kafka KRaft controller.", _port, local=True)
+
+    def __post_init__(self) -> None:
+        """Refuse a value a setting cannot take, at once and naming its variable, whether read or built in code."""
+        hints = _hints()
+        for f in fields(self):
+            value = getattr(self, f.name)
+            problem = _type_problem(value, hints[f.name]) or f.metadata["check"](value)
+            if problem is not None:
+                raise SettingsError(f"{env_name(f.name)}: {problem}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read every setting from ``environ`` (default: the process environment); absent ones keep defaults."""
+        """Read every setting from ``environ`` (default: the process environment); absent ones keep defaults.
+
+        Raises :class:`SettingsError` naming the first variable whose value its setting cannot take.
+        """
         environ = os.environ if environ is None else environ
-        hints = typing.get_type_hints(cls)
+        hints = _hints()
         values: dict[str, Any] = {}
         for f in fields(cls):
             raw = environ.get(env_name(f.name))
@@ -164,17 +346,19 @@ def describe() -> list[dict[str, Any]]:
     return out
 
 
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(Settings)
+
+
 def _parse(name: str, raw: str, hint: Any) -> Any:
     if hint is int:
         try:
             return int(raw)
         except ValueError:
-            raise SettingsError(f"{name} must be a whole number, got {raw!r}") from None
+            raise SettingsError(f"{name}: must be a whole number, got {raw!r}") from None
     if hint == tuple[str, ...]:
-        items = tuple(s.strip() for s in raw.split(",") if s.strip())
-        if not items:
-            raise SettingsError(f"{name} must list at least one item, comma-separated; got {raw!r}")
-        return items
+        return tuple(s.strip() for s in raw.split(",") if s.strip())
     return raw
 
 

@@ -15,7 +15,7 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake import logs
-from cryptolake.settings import Settings
+from cryptolake.settings import Settings, SettingsError
 from jobs.layers import QUARANTINE_QUERY
 from jobs.session import build_session
 
@@ -107,12 +107,17 @@ class Stage:
 
 
 def run_layer(layer: str, *stages: Stage) -> int:
-    """Run the stages' queries until SIGTERM (exit 0) or until one fails (exit 1, so the pod restarts).
+    """Run the stages' queries until SIGTERM (exit 0) or until one fails (exit 1, so the pod restarts); exit 2 at
+    once on bad settings.
 
     One stage is one layer; several run layers in one Spark driver, each started once its upstream table exists.
     """
     logs.configure(layer)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        log.error("bad settings", extra=logs.fields(error=str(exc)))
+        return 2
     log.info("starting", extra=logs.fields(settings=settings.redacted()))
     stop = logs.stop_on_signals(log)
     spark = build_session(settings, f"cryptolake-{layer}")
