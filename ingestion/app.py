@@ -9,12 +9,16 @@ from cryptolake import logs
 from cryptolake.settings import Settings, SettingsError
 from ingestion.config import connections
 from ingestion.ingestor import Ingestor
-from ingestion.metrics import Metrics, serve
+from ingestion.metrics import Heartbeat, Metrics, serve
 from ingestion.producer import FrameProducer
 
 log = logging.getLogger("ingestion")
 
 POLL_SECONDS = 0.5
+# /healthz fails once the main loop, which comes round every POLL_SECONDS, has not for this long: no poll takes that,
+# only a hang (a callback or a log write that blocks). The chart's liveness probe (3 failures 20 s apart) then
+# restarts the pod.
+STALL_SECONDS = 30.0
 
 
 def main() -> int:
@@ -35,11 +39,17 @@ def main() -> int:
     )
     ingestor = Ingestor(wanted, producer, metrics)
 
+    stop = logs.stop_on_signals(log)
+    main_loop = Heartbeat("the main loop", STALL_SECONDS)
+
     def unready() -> list[str]:
         return ingestor.unready() + (["Kafka is not taking frames"] if producer.blocked else [])
 
-    server = serve(metrics, settings.ingestor_http_port, unready)
-    stop = logs.stop_on_signals(log)
+    def unhealthy() -> list[str]:
+        # While stopping, the loop has ended on purpose: the flush may outlast the bound.
+        return [] if stop.is_set() else ingestor.unhealthy() + main_loop.stalled()
+
+    server = serve(metrics, settings.ingestor_http_port, unready, unhealthy)
     log.info(
         "starting",
         extra=logs.fields(
@@ -51,8 +61,17 @@ def main() -> int:
         ),
     )
     ingestor.start()
-    while not stop.is_set():
+    while not stop.is_set() and producer.fatal_error is None:
         producer.poll(POLL_SECONDS)
+        main_loop.beat()
+    if producer.fatal_error is not None:
+        log.error(
+            "the Kafka producer failed for good and delivers nothing any more: exiting, to be restarted",
+            extra=logs.fields(error=str(producer.fatal_error)),
+        )
+        ingestor.stop()
+        server.shutdown()
+        return 1
     ingestor.stop()
     undelivered = producer.flush(settings.ingestor_flush_seconds)
     server.shutdown()

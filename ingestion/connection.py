@@ -58,9 +58,11 @@ class Backoff:
         self.initial, self.cap, self.attempt = initial, cap, 0
 
     def next(self) -> float:
-        delay = random.uniform(0, min(self.cap, self.initial * 2**self.attempt))
-        self.attempt += 1
-        return delay
+        ceiling = min(self.cap, self.initial * 2**self.attempt)
+        if ceiling < self.cap:
+            # Once capped, the count stops: 2**attempt as a float overflows after about a thousand attempts.
+            self.attempt += 1
+        return random.uniform(0, ceiling)
 
     def reset(self) -> None:
         self.attempt = 0
@@ -263,12 +265,17 @@ class Link:
         self._backoff = Backoff()
         self._current: Session | None = None
         self._opened = 0
-        self._thread = threading.Thread(target=self.run, name=f"link {label}", daemon=True)
+        self._thread = threading.Thread(target=self._run_logged, name=f"link {label}", daemon=True)
 
     @property
     def connected(self) -> bool:
         session = self._current
         return session is not None and session.connected_at is not None and session.ended is None
+
+    @property
+    def died(self) -> bool:
+        """Whether the link's thread ended before it was asked to stop: nothing reconnects it then."""
+        return self._thread.ident is not None and not self._thread.is_alive() and not self._stop.is_set()
 
     def start(self) -> None:
         self._thread.start()
@@ -281,6 +288,15 @@ class Link:
         session = Session(self.exchange, self.url, self.sink, self.metrics, self._wake, f"{self.label}#{self._opened}")
         session.start()
         return session
+
+    def _run_logged(self) -> None:
+        try:
+            self.run()
+        except Exception:
+            log.exception(
+                "connection thread died: nothing reconnects it, so /healthz fails and the process is restarted",
+                extra=logs.fields(connection=self.label),
+            )
 
     def run(self) -> None:
         current = self._current = self._open()

@@ -49,3 +49,7 @@ class Ingestor:
 
     def unready(self) -> list[str]:
         return [f"not connected: {link.label}" for link in self.links if not link.connected]
+
+    def unhealthy(self) -> list[str]:
+        """What only a restart cures: connections whose thread died."""
+        return [f"connection thread died: {link.label}" for link in self.links if link.died]

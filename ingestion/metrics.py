@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -150,20 +151,40 @@ def _labels(labels: Labels) -> str:
     return "{" + ",".join(f'{k}="{v}"' for (k, _), v in zip(labels, escaped, strict=True)) + "}"
 
 
+class Heartbeat:
+    """When a loop last came round: it has stalled once it has not for ``bound`` seconds."""
+
+    def __init__(self, what: str, bound: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.what = what
+        self.bound = bound
+        self._clock = clock
+        self._last = clock()
+
+    def beat(self) -> None:
+        self._last = self._clock()
+
+    def stalled(self) -> list[str]:
+        quiet = self._clock() - self._last
+        return [f"{self.what} has not come round for {quiet:.0f} s"] if quiet > self.bound else []
+
+
 class _Handler(BaseHTTPRequestHandler):
     metrics: ClassVar[Metrics]
     unready: ClassVar[Callable[[], list[str]]]
+    unhealthy: ClassVar[Callable[[], list[str]]]
 
     def do_GET(self) -> None:
         if self.path == "/metrics":
             self._reply(200, self.metrics.render(), "text/plain; version=0.0.4")
         elif self.path == "/healthz":
-            self._reply(200, "ok\n")
+            self._probe(type(self).unhealthy(), "ok\n")
         elif self.path == "/readyz":
-            reasons = type(self).unready()
-            self._reply(503 if reasons else 200, "".join(f"{r}\n" for r in reasons) if reasons else "ready\n")
+            self._probe(type(self).unready(), "ready\n")
         else:
             self._reply(404, "not found\n")
+
+    def _probe(self, reasons: list[str], fine: str) -> None:
+        self._reply(503 if reasons else 200, "".join(f"{r}\n" for r in reasons) if reasons else fine)
 
     def _reply(self, status: int, body: str, content_type: str = "text/plain") -> None:
         data = body.encode()
@@ -181,10 +202,13 @@ def serve(
     metrics: Metrics,
     port: int,
     unready: Callable[[], list[str]],
+    unhealthy: Callable[[], list[str]],
     host: str = "0.0.0.0",  # noqa: S104 - a pod's probes and Prometheus come from outside it
 ) -> ThreadingHTTPServer:
-    """Serve /metrics, /healthz and /readyz (503 with ``unready()``'s reasons while it returns any)."""
-    handler = type("Handler", (_Handler,), {"metrics": metrics, "unready": staticmethod(unready)})
+    """Serve /metrics, /readyz (503 with ``unready()``'s reasons while it returns any) and /healthz (the same with
+    ``unhealthy()``'s, what only a restart cures: Kubernetes restarts the pod when it fails)."""
+    attributes = {"metrics": metrics, "unready": staticmethod(unready), "unhealthy": staticmethod(unhealthy)}
+    handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer((host, port), handler)
     threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
     return server

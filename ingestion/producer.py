@@ -61,6 +61,7 @@ class FrameProducer:
         self._closing = threading.Event()
         self._lost = 0  # frames a sender still held when shutdown ended its wait
         self._throttle = Throttle(BLOCKED_LOG_SECONDS)
+        self.fatal_error: KafkaError | None = None  # once set, the producer delivers nothing any more
 
     @property
     def blocked(self) -> bool:
@@ -122,6 +123,11 @@ class FrameProducer:
             log.error("Kafka refused a frame", extra=logs.fields(error=str(err), key=msg.key(), similar_held_back=held))
 
     def _client_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            # librdkafka gives up for good (e.g. fenced as an idempotent producer): only a new process delivers again.
+            self.fatal_error = err
+            self._closing.set()  # senders blocked on a full queue stop waiting for room that never comes
+            return
         held = self._throttle.allow(f"client:{err.code()}")
         if held is not None:
             log.warning("Kafka client error", extra=logs.fields(error=str(err), similar_held_back=held))

@@ -45,8 +45,9 @@ def test_label_values_are_escaped_and_names_checked() -> None:
 
 def test_probes() -> None:
     reasons = ["not connected: kraken:BTC-USD"]
+    problems = ["connection thread died: kraken:BTC-USD"]
     port = free_port()
-    server = serve(Metrics(), port, lambda: list(reasons), host="127.0.0.1")
+    server = serve(Metrics(), port, lambda: list(reasons), lambda: list(problems), host="127.0.0.1")
 
     def get(path: str) -> tuple[int, str]:
         try:
@@ -56,6 +57,8 @@ def test_probes() -> None:
             return exc.code, exc.read().decode()
 
     try:
+        assert get("/healthz") == (503, "connection thread died: kraken:BTC-USD\n")
+        problems.clear()
         assert get("/healthz") == (200, "ok\n")
         assert get("/readyz") == (503, "not connected: kraken:BTC-USD\n")
         reasons.clear()
