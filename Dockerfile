@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The Spark image of the bronze, silver and gold SparkApplications: the official Apache Spark image of pyspark's
 # version, the jars pinned in spark-jars.txt on Spark's classpath, and the project installed from uv.lock.
 ARG SPARK_IMAGE=apache/spark:4.0.0-scala2.13-java17-python3-ubuntu
@@ -6,8 +5,10 @@ ARG SPARK_IMAGE=apache/spark:4.0.0-scala2.13-java17-python3-ubuntu
 FROM ${SPARK_IMAGE} AS build
 USER root
 ARG UV_VERSION=0.13.8
-# The image's python3 is Ubuntu's 3.10; the project needs 3.11, so uv brings a managed CPython.
+# The image's python3 is Ubuntu's 3.10; the project needs 3.11, so uv downloads a managed CPython. Offline, build
+# on a base that has a 3.11 (--build-arg SPARK_IMAGE=...) and name it: --build-arg PYTHON=/usr/bin/python3.11.
 ARG PYTHON_VERSION=3.11.18
+ARG PYTHON=
 ENV UV_PYTHON_INSTALL_DIR=/opt/python \
     UV_PYTHON_PREFERENCE=only-managed \
     UV_PROJECT_ENVIRONMENT=/opt/cryptolake/.venv \
@@ -19,17 +20,18 @@ RUN python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
 COPY spark-jars.txt cryptolake/jars.py /tmp/jars/
 RUN python3 /tmp/jars/jars.py --list /tmp/jars/spark-jars.txt --dest /opt/cryptolake-jars
 
-RUN uv python install "${PYTHON_VERSION}"
+# The final stage copies /opt/python either way: empty when the base's interpreter is used.
+RUN if [ -n "${PYTHON}" ]; then mkdir -p /opt/python; else uv python install "${PYTHON_VERSION}"; fi
 WORKDIR /opt/cryptolake
 # pyspark stays out of the venv: spark-submit puts the image's own pyspark (the same version) on PYTHONPATH, and the
 # wheel would add a second copy of every Spark jar.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project --no-install-package pyspark --python "${PYTHON_VERSION}"
+RUN uv sync --frozen --no-dev --no-install-project --no-install-package pyspark --python "${PYTHON:-${PYTHON_VERSION}}"
 COPY README.md ./
 COPY cryptolake ./cryptolake
 COPY ingestion ./ingestion
 COPY jobs ./jobs
-RUN uv sync --frozen --no-dev --no-editable --no-install-package pyspark --python "${PYTHON_VERSION}"
+RUN uv sync --frozen --no-dev --no-editable --no-install-package pyspark --python "${PYTHON:-${PYTHON_VERSION}}"
 
 FROM ${SPARK_IMAGE}
 COPY --from=build /opt/python /opt/python
@@ -39,4 +41,6 @@ COPY --from=build /opt/cryptolake /opt/cryptolake
 ENV PYSPARK_PYTHON=/opt/cryptolake/.venv/bin/python \
     PYSPARK_DRIVER_PYTHON=/opt/cryptolake/.venv/bin/python \
     PYTHONDONTWRITEBYTECODE=1
+# The base's working directory, stated here because the chart mounts a writable emptyDir on it (spark.workDir).
+WORKDIR /opt/spark/work-dir
 USER 185:185

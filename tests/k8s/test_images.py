@@ -155,3 +155,23 @@ def test_uv_is_the_version_pyproject_requires(path: Path) -> None:
     makefile = re.search(r"^UV_VERSION := (\S+)$", (REPO_ROOT / "Makefile").read_text(), re.MULTILINE)
     assert makefile is not None and required == f"=={makefile.group(1)}"
     assert required == f"=={parse(path).args['UV_VERSION']}"
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.parent.name or "root")
+def test_no_frontend_image_is_pulled(path: Path) -> None:
+    """A `# syntax=` directive makes BuildKit pull that frontend image first, which fails offline."""
+    directives = [line for line in path.read_text().splitlines() if re.match(r"#\s*syntax\s*=", line, re.IGNORECASE)]
+    assert not directives
+
+
+def test_spark_image_can_use_the_bases_python_instead_of_downloading_one() -> None:
+    """`--build-arg PYTHON=<path>` skips uv's download; left empty (the default), uv installs PYTHON_VERSION."""
+    dockerfile = parse(SPARK_DOCKERFILE)
+    assert dockerfile.args["PYTHON"] == ""
+    build = dockerfile.stages[0]
+    assert "PYTHON" in [rest.partition("=")[0] for rest in build.args("ARG")]
+    runs = build.args("RUN")
+    (install,) = [r for r in runs if "uv python install" in r]
+    assert install.startswith('if [ -n "${PYTHON}" ]; then') and "else uv python install" in install
+    syncs = [r for r in runs if "uv sync" in r]
+    assert syncs and all('--python "${PYTHON:-${PYTHON_VERSION}}"' in r for r in syncs)

@@ -58,6 +58,19 @@ def test_default_pipeline(effective: Callable[[str | None], dict[str, Any]], pin
     assert operator["createNamespace"] is True
 
 
+def test_topic_and_bucket_are_made_before_cryptolake_starts(effective: Callable[[str | None], dict[str, Any]]) -> None:
+    """Releases go one at a time in order; each one before cryptolake is waited for, its Jobs (the topic, the bucket
+    and its user) completed, so the streams and the ingestor never start against a missing topic or bucket."""
+    helm = effective(None)["deploy"]["helm"]
+    assert helm.get("concurrency", 1) == 1
+    for command in ("install", "upgrade"):
+        assert "--wait-for-jobs" in helm["flags"][command], command
+    deployed = releases(effective(None))
+    assert list(deployed) == RELEASE_ORDER
+    for name in RELEASE_ORDER[: RELEASE_ORDER.index("cryptolake")]:
+        assert deployed[name].get("wait") is True, name
+
+
 def test_images_reach_the_cryptolake_chart(effective: Callable[[str | None], dict[str, Any]]) -> None:
     config = effective(None)
     templates = releases(config)["cryptolake"]["setValueTemplates"]

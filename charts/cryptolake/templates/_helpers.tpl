@@ -207,4 +207,6 @@ securityContext:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+  - name: work-dir
+    mountPath: {{ $root.Values.spark.workDir }}
 {{- end -}}

@@ -50,6 +50,15 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 
 {{/*
+Image reference: repository:tag, and @digest when one is pinned. Call with (list .Values.<x>Image "<default tag>").
+*/}}
+{{- define "minio.image" -}}
+{{- $image := index . 0 -}}
+{{- printf "%s:%s" $image.repository ($image.tag | default (index . 1) | toString) -}}
+{{- with $image.digest }}@{{ . }}{{ end -}}
+{{- end -}}
+
+{{/*
 S3 API endpoint inside the cluster.
 */}}
 {{- define "minio.endpoint" -}}

@@ -62,6 +62,10 @@ resolves from every namespace whatever the cluster domain.
 {{- printf "%s.%s.svc:%d" (include "redpanda.fullname" .) .Release.Namespace (.Values.kafkaPort | int) -}}
 {{- end -}}
 
+{{- define "redpanda.adminAddress" -}}
+{{- printf "%s.%s.svc:%d" (include "redpanda.fullname" .) .Release.Namespace (.Values.adminPort | int) -}}
+{{- end -}}
+
 {{/*
 Broker component.
 */}}
@@ -70,10 +74,11 @@ Broker component.
 {{- end -}}
 
 {{/*
-Topics component: the Job's name changes with the topics and image, so an upgrade that changes them runs it again.
+Topics component: the Job's name changes with what it sets and its image, so an upgrade that changes them runs it
+again.
 */}}
 {{- define "redpanda.topics.jobName" -}}
-{{- $digest := list .Values.topics (include "redpanda.image" .) | toJson | sha256sum | trunc 8 -}}
+{{- $digest := list .Values.topics .Values.autoCreateTopics (include "redpanda.image" .) | toJson | sha256sum | trunc 8 -}}
 {{- printf "%s-topics-%s" (include "redpanda.fullname" .) $digest | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
