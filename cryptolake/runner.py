@@ -45,7 +45,8 @@ class Source:
 
     def venue_args(self, settings: Settings) -> list[str]:
         if self.kind == "replay":
-            return ["--recording", *map(str, self.recordings), "--speed", self.speed]
+            # Absolute: the venue runs in another folder than the command that names the recordings.
+            return ["--recording", *(str(path.resolve()) for path in self.recordings), "--speed", self.speed]
         args = ["--symbols", ",".join(settings.symbols), "--rate", str(self.rate), "--seed", str(self.seed)]
         args += ["--speed", self.speed]
         if self.count is not None:
@@ -79,6 +80,7 @@ class Pipeline:
         self.paths = LocalPaths.of(self.settings)
         venue_port = free_port()
         overrides: dict[str, object] = {
+            "local_home": str(self.paths.state),  # absolute: the children run in other folders
             "spark_master": self.settings.spark_master or "local[2]",
             "spark_jars_dir": self.settings.spark_jars_dir or str(self.paths.spark_jars),
             "ingestor_http_port": free_port(),
@@ -129,10 +131,16 @@ class Pipeline:
             self._spawn(name)
 
     def _spawn(self, name: str) -> None:
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
         process = self.process(name)
-        process.spawn(self._commands[name], env, REPO_ROOT)
+        # In the state folder, so that what Spark leaves where it runs (artifacts/) stays out of the repository.
+        self.paths.work.mkdir(parents=True, exist_ok=True)
+        process.spawn(self._commands[name], self.child_env(), self.paths.work)
         self.children[name] = process
+
+    def child_env(self) -> dict[str, str]:
+        # The repository first on the path, as when the children ran in it: its code, whatever the working folder.
+        path = os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH"))))
+        return {**os.environ, **self.settings.to_env(), "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
 
     def restart_failed(self) -> list[str]:
         """Start again each layer that exited, as the Spark Operator's restart policy does in Kubernetes.

@@ -46,3 +46,8 @@ class LocalPaths:
     def run(self) -> Path:
         """PID files of a running `cryptolake up`."""
         return self.state / "run"
+
+    @property
+    def work(self) -> Path:
+        """Working folder of `cryptolake up`'s children: Spark layers leave files where they run (``artifacts/``)."""
+        return self.state / "work"
