@@ -36,6 +36,8 @@ def main() -> int:
         metrics,
         queue_frames=settings.ingestor_queue_frames,
         queue_mib=settings.ingestor_queue_mib,
+        # A local venue serves recordings (cryptolake replay, up --source replay).
+        replay=bool(settings.venue_url),
     )
     ingestor = Ingestor(wanted, producer, metrics)
 

@@ -16,6 +16,8 @@ log = logging.getLogger(__name__)
 
 EXCHANGE_HEADER = "exchange"
 RECEIVED_HEADER = "received_at_us"
+# Set to "1" on frames of a recording being replayed: silver lets their age pass (README, "Quarantine").
+REPLAY_HEADER = "replay"
 # The largest frame Kafka takes with its default limits (Redpanda's and Kafka's are about 1 MiB a batch).
 MAX_FRAME_BYTES = 1_000_000
 BLOCKED_LOG_SECONDS = 30.0
@@ -46,8 +48,11 @@ class FrameProducer:
     """Sends frames to one topic. When the local queue is full, :meth:`send` waits for Kafka: the ingestor stops
     reading its venues rather than drop a frame it has received, and says so in its log and metrics."""
 
-    def __init__(self, bootstrap: str, topic: str, metrics: Metrics, *, queue_frames: int, queue_mib: int) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, metrics: Metrics, *, queue_frames: int, queue_mib: int, replay: bool = False
+    ) -> None:
         config = producer_config(bootstrap, queue_frames, queue_mib)
+        self._marks: Headers = [(REPLAY_HEADER, b"1")] if replay else []
         self._producer = Producer({**config, "error_cb": self._client_error})
         self._topic = topic
         self._queue = metrics.gauge("producer_queue")
@@ -68,7 +73,7 @@ class FrameProducer:
         return self._blocked_senders > 0
 
     def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int) -> None:
-        headers: Headers = [(EXCHANGE_HEADER, exchange), (RECEIVED_HEADER, b"%d" % received_at_us)]
+        headers: Headers = [(EXCHANGE_HEADER, exchange), (RECEIVED_HEADER, b"%d" % received_at_us), *self._marks]
         try:
             self._producer.produce(self._topic, frame, key, headers=headers, on_delivery=self._on_delivery)
         except BufferError:

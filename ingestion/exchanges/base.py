@@ -22,8 +22,9 @@ QUOTES = tuple(
 )
 
 
-# What a parser raises on a frame that is not what it claims to be: bad JSON, missing or mistyped fields.
-UNREADABLE = (ValueError, LookupError, TypeError, AttributeError)
+# What a parser raises on a frame that is not what it claims to be: bad JSON, missing or mistyped fields, and JSON
+# nested deeper than the parser recurses.
+UNREADABLE = (ValueError, LookupError, TypeError, AttributeError, RecursionError)
 
 
 class FrameKind(Enum):
