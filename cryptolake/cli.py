@@ -138,6 +138,26 @@ def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+LATE_FIELDS = ("exchange", "symbol", "trade_id", "price", "size", "side", "event_time", "bar_start", "silver_time")
+
+
+def cmd_late(settings: Settings, args: argparse.Namespace) -> int:
+    late = lake.read_late_trades(settings, args.interval, across_venues=args.all_venues).to_pylist()
+    chosen = [t for t in late if args.symbol in (None, t["symbol"]) and args.exchange in (None, t["exchange"])]
+    for trade in chosen:
+        if args.json:
+            print(json.dumps({k: _json_value(trade[k]) for k in LATE_FIELDS}))
+        else:
+            print(
+                f"{trade['event_time']:%Y-%m-%d %H:%M:%S.%f} {trade['exchange']:<9} {trade['symbol']:<10} "
+                f"id {trade['trade_id']} P {trade['price']} S {trade['size']} missed its bar "
+                f"{trade['bar_start']:%H:%M} (in silver at {trade['silver_time']:%H:%M:%S})"
+            )
+    if not chosen:
+        print(f"no late trades for the {args.interval} bars{' across venues' if args.all_venues else ''}")
+    return 0
+
+
 def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     bars = _bars(settings, args)
     if not bars:
@@ -198,6 +218,13 @@ def parser() -> argparse.ArgumentParser:
     _bar_selection(bars)
     bars.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
     bars.set_defaults(func=cmd_bars)
+    late = commands.add_parser("late", help="list silver trades that came too late for their gold bar")
+    late.add_argument("symbol", nargs="?", help="canonical symbol, e.g. BTC-USDT (default: every symbol)")
+    late.add_argument("--exchange", help="one exchange only")
+    late.add_argument("--all-venues", action="store_true", help="late for the bars pooling every exchange")
+    late.add_argument("--interval", default="1m", choices=tuple(BAR_INTERVALS))
+    late.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
+    late.set_defaults(func=cmd_late)
     chart_command = commands.add_parser("chart", help="draw gold bars as a candlestick chart (HTML) with vwap")
     _bar_selection(chart_command)
     chart_command.add_argument("--out", type=Path, help="HTML file to write (default: SYMBOL-INTERVAL.html)")

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 from pyarrow import fs
 
 from cryptolake.settings import Settings
-from jobs.layers import Layer, gold_table
+from jobs.layers import SILVER_TABLE, Layer, gold_query, gold_table
 
 METADATA_DIR = "_spark_metadata"
 
@@ -117,6 +117,62 @@ def read_bars(
     if not across_venues:
         order.append(("exchange", "ascending"))
     return bars.filter(mask).sort_by(order)
+
+
+# Bar widths as pyarrow's floor_temporal spells them; bars start on multiples of their width since the epoch, as
+# Spark's windows do.
+_WIDTHS = {"1m": (1, "minute"), "5m": (5, "minute"), "1h": (1, "hour")}
+_UNIT_US = {"minute": 60_000_000, "hour": 3_600_000_000}
+
+
+def committed_watermark(settings: Settings, query: str, s3: fs.FileSystem | None = None) -> int | None:
+    """The watermark (ms since the epoch) of ``query``'s newest committed batch, from its checkpoint; None before.
+
+    A batch evicts, and so emits, every bar that ends at or before its watermark: once the batch is committed, its
+    bars are in the table, and a trade of such a bar that had not reached gold by then never will count.
+    """
+    s3 = s3 or filesystem(settings)
+    checkpoint = f"{settings.lake_bucket}/{settings.checkpoint_key(query)}"
+    commits = s3.get_file_info(fs.FileSelector(f"{checkpoint}/commits", allow_not_found=True))
+    batches = [int(info.base_name) for info in commits if info.is_file and info.base_name.isdigit()]
+    if not batches:
+        return None
+    # An offsets file: its format version, then the batch's metadata (watermark, batch time, conf), then offsets.
+    with s3.open_input_stream(f"{checkpoint}/offsets/{max(batches)}") as stream:
+        metadata = json.loads(stream.read().decode().splitlines()[1])
+    return int(metadata["batchWatermarkMs"])
+
+
+def read_late_trades(
+    settings: Settings, interval: str = "1m", *, across_venues: bool = False, s3: fs.FileSystem | None = None
+) -> pa.Table:
+    """Silver trades that came too late for their bar of ``interval``, with that bar's ``bar_start``.
+
+    Gold counts a trade in its bar only if the trade reaches gold before the watermark passes the bar; a later one
+    stays in silver and is left out of the bar. This finds exactly those. Gold reads silver in the order silver wrote
+    it, and each bar keeps ``last_silver_time``, the silver batch time of the latest trade it counts: a trade of an
+    emitted bar that silver wrote after that time is late. So is every trade of a bar that gold's committed
+    watermark has passed without emitting it (none of its trades came in time). Bars still open are not judged.
+    """
+    s3 = s3 or filesystem(settings)
+    watermark_ms = committed_watermark(settings, gold_query(interval, across_venues), s3)
+    trades = read_table(settings, SILVER_TABLE, s3=s3)
+    if watermark_ms is None or trades.num_rows == 0:
+        return trades.slice(0, 0)
+    bars = read_table(settings, gold_table(interval, across_venues), s3=s3)
+    multiple, unit = _WIDTHS[interval]
+    key = ["symbol", "bar_start"] if across_venues else ["exchange", "symbol", "bar_start"]
+    trades = trades.append_column("bar_start", pc.floor_temporal(trades["event_time"], multiple, unit))
+    if bars.num_rows == 0:  # no bar emitted yet: a table of none, with the columns to join on
+        bars = pa.table({**{k: trades[k].slice(0, 0) for k in key}, "last_silver_time": trades["silver_time"][:0]})
+    joined = trades.join(bars.select([*key, "last_silver_time"]), keys=key, join_type="left outer")
+    bar_start_us = pc.cast(pc.cast(joined["bar_start"], pa.timestamp("us")), pa.int64())
+    passed = pc.less_equal(pc.add(bar_start_us, multiple * _UNIT_US[unit]), watermark_ms * 1000)
+    late = pc.or_kleene(
+        pc.greater(joined["silver_time"], joined["last_silver_time"]),
+        pc.and_kleene(pc.is_null(joined["last_silver_time"]), passed),
+    )
+    return joined.filter(late).drop_columns(["last_silver_time"]).sort_by([("event_time", "ascending")])
 
 
 def reset(settings: Settings, layer: Layer, s3: fs.FileSystem | None = None) -> list[str]:

@@ -92,8 +92,6 @@ class Pipeline:
             # The recordings' venues and symbols, every venue served by the local one.
             loaded = [recordings.load(path) for path in self.source.recordings]
             self.settings = ingestor_settings(self.settings, loaded, f"ws://127.0.0.1:{venue_port}")
-            # Recorded trades happened long before they are replayed: their age is not a clock error.
-            self.settings = self.settings.with_(silver_max_clock_skew_hours=0)
         self.venue_port = venue_port
         self.children: dict[str, ManagedProcess] = {}
         self.layer_processes = LAYERS if self.jvm_per_layer else (ONE_JVM,)

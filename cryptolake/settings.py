@@ -246,11 +246,21 @@ class Settings:
         2, "spark.sql.shuffle.partitions: state partitions of silver and gold.", _positive
     )
     silver_watermark: str = _setting(
-        "10 minutes", "How long silver remembers a trade id to drop its duplicates (event time).", _duration
+        "10 minutes",
+        "How long silver remembers a trade id to drop its duplicates, on the ingestor's clock (Kafka time), which "
+        "venues cannot skew.",
+        _duration,
     )
-    silver_max_clock_skew_hours: int = _setting(
+    silver_max_future_seconds: int = _setting(
+        10,
+        "Quarantine trades stamped more than this many seconds after their ingest time: a venue's clock or parser "
+        "error, kept out so that one bad stamp cannot move gold's watermark.",
+        _non_negative,
+    )
+    silver_max_age_hours: int = _setting(
         24,
-        "Quarantine trades whose event time is further than this from their ingest time; 0 turns it off (replays).",
+        "Quarantine trades stamped more than this many hours before their ingest time; replayed recordings are "
+        "exempt, and 0 turns the bound off.",
         _non_negative,
     )
     gold_watermark: str = _setting("10 seconds", "How late a trade may arrive and still count in its bar.", _duration)

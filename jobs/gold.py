@@ -19,11 +19,11 @@ def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: boo
 
     ``across_venues``: one bar per symbol over all exchanges instead, with the list of exchanges that traded in it.
     """
-    # Open and close are the first and last trade by event time; then the exchange and the trade id break ties, the
-    # id numerically where it is a number, so that id 10 follows id 9.
-    order = F.struct("event_time", "exchange", F.col("trade_id").try_cast("long"), "trade_id")
-    is_buy = F.col("side") == "buy"
     venue = [] if across_venues else ["exchange"]
+    # Open and close are the first and last trade by event time, then in the venue's own order: Kafka partition and
+    # offset of the frame, then the trade's position in it. Across venues, the exchange's name breaks ties first.
+    order = F.struct("event_time", *(["exchange"] if across_venues else []), "partition", "offset", "frame_index")
+    is_buy = F.col("side") == "buy"
     # Trade ids name a trade within one venue only; across venues, say which venues traded instead.
     identity = (
         [F.array_sort(F.collect_set("exchange")).alias("exchanges")]
@@ -47,6 +47,8 @@ def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: boo
             F.sum(F.when(is_buy, F.col("size")).otherwise(0)).alias("buy_volume"),
             F.sum(F.when(~is_buy, F.col("size")).otherwise(0)).alias("sell_volume"),
             *identity,
+            # Trades of this bar that silver wrote after this time came too late for it (lake.read_late_trades).
+            F.max("silver_time").alias("last_silver_time"),
         )
         # Step 3: bar bounds, vwap, and the day the bar starts on to partition by.
         .select(
@@ -65,6 +67,7 @@ def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: boo
             "buy_volume",
             "sell_volume",
             *(["exchanges"] if across_venues else ["first_trade_id", "last_trade_id"]),
+            "last_silver_time",
             F.to_date("bar.start").alias("date"),
         )
     )

@@ -15,10 +15,15 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-# Up to 10 integer and 10 fractional digits: every listed crypto price and size fits, and price * size stays exact
-# in Spark's widest decimal, (38, 17).
-PRICE = DecimalType(20, 10)
-SIZE = DecimalType(20, 10)
+# Bounds of what the lake keeps exactly (README, "Types"): prices below 10^8 with 10 decimals (a JPY-quoted BTC
+# fits), sizes below 10^11 with 8 decimals (meme coins trade 10^10 units and more; venues give sizes to 8 decimals at
+# most). 18 + 19 digits keep price * size exact within Spark's widest decimal, (38, 18).
+PRICE = DecimalType(18, 10)
+SIZE = DecimalType(19, 8)
+QUOTE_AMOUNT = DecimalType(38, 18)
+# A trade worth this much quote currency or more is an error (of a venue or a parser), not a trade; the bound keeps a
+# bar's sum of quote amounts, whatever the number of trades, far from overflowing its 20 integer digits.
+MAX_QUOTE_AMOUNT = 10**12
 
 BRONZE = StructType(
     [
@@ -139,13 +144,17 @@ SILVER = StructType(
         StructField("trade_id", StringType()),
         StructField("price", PRICE),
         StructField("size", SIZE),
-        StructField("quote_amount", DecimalType(38, 17)),
+        StructField("quote_amount", QUOTE_AMOUNT),
         StructField("side", StringType()),
         StructField("event_time", TimestampType()),
         StructField("ingest_time", TimestampType()),
         StructField("topic", StringType()),
         StructField("partition", IntegerType()),
         StructField("offset", LongType()),
+        # Position of the trade in its frame: with partition and offset, the venue's own order of its trades.
+        StructField("frame_index", IntegerType()),
+        # Time of the silver micro-batch that wrote the trade: later batches have later times (gold's late trades).
+        StructField("silver_time", TimestampType()),
         StructField("date", DateType()),
     ]
 )

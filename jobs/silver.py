@@ -3,48 +3,102 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
+from pyspark.sql.types import DecimalType
 
-from cryptolake.settings import Settings
+from cryptolake.settings import Settings, duration_seconds
 from jobs import schemas, venues
 from jobs.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
 from jobs.runtime import Stage, run_layer, write_table
+
+REPLAY_HEADER = "replay"
 
 
 def _header(name: str) -> Column:
     return F.try_element_at(F.filter("headers", lambda h: h["key"] == name), F.lit(1))["value"].cast("string")
 
 
-def _reject_reason(max_clock_skew_hours: int) -> Column:
+@dataclass(frozen=True)
+class Bounds:
+    """What silver takes as a plausible trade; the README's "Quarantine" paragraph says why each is what it is."""
+
+    max_future_seconds: int
+    max_age_hours: int
+    max_kafka_lead_seconds: float
+
+    @classmethod
+    def of(cls, settings: Settings) -> Bounds:
+        return cls(
+            settings.silver_max_future_seconds,
+            settings.silver_max_age_hours,
+            max_kafka_lead_seconds(settings.silver_watermark),
+        )
+
+
+def max_kafka_lead_seconds(watermark: str) -> float:
+    """How far Kafka time may run ahead of silver's clock: half the dedup watermark (see ``dedup_clock``)."""
+    return duration_seconds(watermark) / 2
+
+
+def _typed(text: Column, kind: DecimalType) -> tuple[Column, Column]:
+    """``text`` as ``kind``, and whether it is a number that ``kind`` holds exactly (within 30 digits of scale)."""
+    value = text.try_cast(kind)
+    wide = text.try_cast(DecimalType(38, 38 - (kind.precision - kind.scale)))
+    return value, value.isNotNull() & (value == wide)
+
+
+def _not_a_number(value: Column) -> Column:
+    return value.isNull() | F.isnan(value) | (F.abs(value) == float("inf"))
+
+
+def _reject_reason(bounds: Bounds) -> Column:
     """Why a row cannot be a silver trade, or null: the first that applies, in this order."""
-    skew = F.abs(F.unix_micros("event_time") - F.unix_micros("ingest_time"))
-    # Further apart than the bound, an event time is a venue's or a parser's error, not latency.
-    too_far = (skew > max_clock_skew_hours * 3_600_000_000) if max_clock_skew_hours else F.lit(False)
+    price, size = F.col("trade.price").try_cast("double"), F.col("trade.size").try_cast("double")
+    ahead_us = F.unix_micros("event_time") - F.unix_micros("ingest_time")
+    # Recorded trades happened long before they are replayed: their age is no clock error.
+    too_old = (
+        (~F.col("replayed") & (-ahead_us > bounds.max_age_hours * 3_600_000_000))
+        if bounds.max_age_hours
+        else F.lit(False)
+    )
+    # A Kafka time far ahead of silver's clock is a wrong clock on the ingestor's host: see ``dedup_clock``.
+    kafka_lead_us = F.unix_micros("kafka_timestamp") - F.unix_micros(F.current_timestamp())
+    future = f"event time more than {bounds.max_future_seconds} s after ingest time"
+    old = f"event time more than {bounds.max_age_hours} h before ingest time"
+    lead = f"Kafka time more than {bounds.max_kafka_lead_seconds:g} s ahead of silver's clock"
     return (
         F.when(~F.col("exchange").isin(*venues.PARSERS) | F.col("exchange").isNull(), "unknown exchange")
         .when(F.col("trades").isNull(), "unparseable frame")
         .when(F.size("trades") == 0, "frame carries no trade")
         .when(F.col("trade_id").isNull(), "no trade id")
-        .when(F.col("price").isNull() | F.col("size").isNull(), "missing or malformed price or size")
-        .when((F.col("price") <= 0) | (F.col("size") <= 0), "non-positive price or size")
-        .when(F.col("side").isNull(), "no taker side")
+        .when(_not_a_number(price) | _not_a_number(size), "missing or malformed price or size")
+        .when((price <= 0) | (size <= 0), "non-positive price or size")
+        .when(~F.col("price_exact") | ~F.col("size_exact"), "price or size beyond the lake's range or precision")
+        .when(F.col("price") * F.col("size") >= schemas.MAX_QUOTE_AMOUNT, "trade value beyond the lake's range")
+        .when(F.col("side").isNull(), "missing or unknown taker side")
         .when(F.col("event_time").isNull(), "no event time")
-        .when(too_far, f"event time more than {max_clock_skew_hours} h from ingest time")
+        .when(F.col("ingest_time").isNull(), "no ingest time")
+        .when(ahead_us > bounds.max_future_seconds * 1_000_000, future)
+        .when(too_old, old)
+        .when(kafka_lead_us > bounds.max_kafka_lead_seconds * 1_000_000, lead)
     )
 
 
-def parse_trades(bronze: DataFrame, max_clock_skew_hours: int = 24) -> DataFrame:
+def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
     """Bronze rows -> one row per trade, typed, with ``reject_reason`` set on rows that must go to quarantine.
 
     A frame carrying several trades gives a row each; one that carries none, or cannot be read, gives one row to
     quarantine, so no bronze row disappears.
     """
+    price, price_exact = _typed(F.col("trade.price"), schemas.PRICE)
+    size, size_exact = _typed(F.col("trade.size"), schemas.SIZE)
     return (
         bronze
-        # Step 1: venue, symbol and receive time from the ingestor's key and headers.
+        # Step 1: venue, symbol, receive time and replay mark from the ingestor's key and headers.
         .select(
             "value",
             "topic",
@@ -54,23 +108,27 @@ def parse_trades(bronze: DataFrame, max_clock_skew_hours: int = 24) -> DataFrame
             _header("exchange").alias("exchange"),
             F.try_element_at(F.split(F.col("key").cast("string"), ":", 2), F.lit(2)).alias("key_symbol"),
             F.timestamp_micros(_header("received_at_us").try_cast("long")).alias("ingest_time"),
+            F.coalesce(_header(REPLAY_HEADER) == "1", F.lit(False)).alias("replayed"),
         )
         # Step 2: parse each frame once, with its venue's parser.
         .transform(venues.with_trades, "exchange", "value")
-        # Step 3: one row per trade (explode_outer keeps frames without trades, for quarantine).
-        .select("*", F.explode_outer("trades").alias("trade"))
+        # Step 3: one row per trade with its position in the frame (explode_outer keeps frames without trades).
+        .select("*", F.posexplode_outer("trades").alias("frame_index", "trade"))
         # Step 4: typed fields; try_cast leaves null, not an error, where the venue sent something malformed.
         .select(
             "*",
-            F.coalesce("trade.symbol", "key_symbol").alias("symbol"),
-            F.col("trade.trade_id").alias("trade_id"),
-            F.col("trade.price").try_cast(schemas.PRICE).alias("price"),
-            F.col("trade.size").try_cast(schemas.SIZE).alias("size"),
-            F.col("trade.side").alias("side"),
+            # An empty id or symbol is none at all.
+            F.coalesce(F.nullif("trade.symbol", F.lit("")), "key_symbol").alias("symbol"),
+            F.nullif("trade.trade_id", F.lit("")).alias("trade_id"),
+            price.alias("price"),
+            price_exact.alias("price_exact"),
+            size.alias("size"),
+            size_exact.alias("size_exact"),
+            F.when(F.col("trade.side").isin("buy", "sell"), F.col("trade.side")).alias("side"),
             F.col("trade.event_time").alias("event_time"),
         )
         # Step 5: what is wrong with the row, if anything.
-        .withColumn("reject_reason", _reject_reason(max_clock_skew_hours))
+        .withColumn("reject_reason", _reject_reason(bounds or Bounds.of(Settings())))
         .select(
             "exchange",
             "symbol",
@@ -86,6 +144,9 @@ def parse_trades(bronze: DataFrame, max_clock_skew_hours: int = 24) -> DataFrame
             "topic",
             "partition",
             "offset",
+            "frame_index",
+            # The batch's time: Spark keeps it in the checkpoint, so a batch run again gets the same.
+            F.current_timestamp().alias("silver_time"),
             F.to_date("event_time").alias("date"),
             "value",
             "kafka_timestamp",
@@ -94,13 +155,33 @@ def parse_trades(bronze: DataFrame, max_clock_skew_hours: int = 24) -> DataFrame
     )
 
 
+def dedup_clock(parsed: DataFrame, max_kafka_lead_seconds: float) -> Column:
+    """The clock silver deduplicates on: Kafka time, but never older than silver's own clock less the lead bound.
+
+    Kafka time is the ingestor's clock, which venues cannot skew. Alone it could still leave a row below the
+    watermark (partitions read far out of step in a catch-up), and Spark drops such rows. With the floor, and Kafka
+    times at most the lead bound ahead of silver's clock (quarantined otherwise), every row is above the watermark
+    (the latest clock less twice the bound) when it comes: no row is ever dropped, only its duplicates.
+    """
+    floor = F.current_timestamp() - F.expr(f"make_dt_interval(0, 0, 0, {max_kafka_lead_seconds})")
+    return F.greatest(parsed["kafka_timestamp"], floor)
+
+
 def valid_trades(parsed: DataFrame, watermark: str) -> DataFrame:
-    """Rows without a reject reason, each trade once: duplicates within the watermark are dropped."""
-    rows = parsed.where(F.col("reject_reason").isNull()).select(*schemas.SILVER.fieldNames())
+    """Rows without a reject reason, each trade once: a copy within the watermark of the first is dropped."""
+    rows = parsed.where(F.col("reject_reason").isNull())
     key = ["exchange", "symbol", "trade_id"]
     if not rows.isStreaming:
-        return rows.dropDuplicates(key)  # a batch is whole: no watermark needed to bound what it remembers
-    return rows.withWatermark("event_time", watermark).dropDuplicatesWithinWatermark(key)
+        # A batch is whole: no watermark needed to bound what it remembers; the first copy in Kafka order stays.
+        first = Window.partitionBy(*key).orderBy("partition", "offset", "frame_index")
+        rows = rows.withColumn("_copy", F.row_number().over(first)).where("_copy = 1")
+        return rows.select(*schemas.SILVER.fieldNames())
+    return (
+        rows.withColumn("dedup_time", dedup_clock(rows, max_kafka_lead_seconds(watermark)))
+        .withWatermark("dedup_time", watermark)
+        .dropDuplicatesWithinWatermark(key)
+        .select(*schemas.SILVER.fieldNames())
+    )
 
 
 def quarantined(parsed: DataFrame) -> DataFrame:
@@ -121,7 +202,7 @@ def quarantined(parsed: DataFrame) -> DataFrame:
 
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     bronze = spark.readStream.schema(schemas.BRONZE).parquet(settings.table_uri(BRONZE_TABLE))
-    parsed = parse_trades(bronze, settings.silver_max_clock_skew_hours)
+    parsed = parse_trades(bronze, Bounds.of(settings))
     return [
         write_table(valid_trades(parsed, settings.silver_watermark), settings, "silver", SILVER_TABLE, "date"),
         write_table(quarantined(parsed), settings, QUARANTINE_QUERY, QUARANTINE_TABLE, "date"),

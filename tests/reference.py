@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,6 +24,9 @@ class Trade:
     size: Decimal
     side: str  # the taker's: buy or sell
     time_us: int
+    # The venue's own order of its trades, as Kafka keeps it: the frame's position in the stream, then the trade's
+    # in the frame. It orders trades; it is not part of what a trade is.
+    seq: tuple[int, int] = field(default=(0, 0), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +48,16 @@ class Bar:
 def from_synthetic(trade: synthetic.Trade, exchange: str = "binance") -> Trade:
     """A synthetic venue's trade, as the reference sees a Binance trade."""
     side = "sell" if trade.buyer_is_maker else "buy"
-    return Trade(exchange, trade.symbol, str(trade.trade_id), trade.price, trade.size, side, trade.time_ms * US_PER_MS)
+    return Trade(
+        exchange,
+        trade.symbol,
+        str(trade.trade_id),
+        trade.price,
+        trade.size,
+        side,
+        trade.time_ms * US_PER_MS,
+        (trade.trade_id, 0),  # the venue sends each symbol's trades one a frame, in id order
+    )
 
 
 def _iso_us(text: str) -> int:
@@ -53,8 +65,9 @@ def _iso_us(text: str) -> int:
     return int(moment.timestamp()) * 1_000_000 + moment.microsecond
 
 
-def trades_of(exchange: str, raw: str, key_symbol: str) -> list[Trade] | None:
-    """The trades of one frame, or None if it is no trade frame of ``exchange``."""
+def trades_of(exchange: str, raw: str, key_symbol: str, position: int = 0) -> list[Trade] | None:
+    """The trades of one frame, or None if it is no trade frame of ``exchange``; ``position``: the frame's in its
+    stream."""
     message: Any = json.loads(raw)
     rows: list[tuple[str, Any, Any, Any, str, int]] = []  # symbol, id, price, size, taker side, time in us
     if exchange == "binance":
@@ -88,8 +101,8 @@ def trades_of(exchange: str, raw: str, key_symbol: str) -> list[Trade] | None:
     else:
         raise ValueError(exchange)
     return [
-        Trade(exchange, symbol, str(trade_id), Decimal(str(price)), Decimal(str(size)), side, time_us)
-        for symbol, trade_id, price, size, side, time_us in rows
+        Trade(exchange, symbol, str(trade_id), Decimal(str(price)), Decimal(str(size)), side, time_us, (position, i))
+        for i, (symbol, trade_id, price, size, side, time_us) in enumerate(rows)
     ]
 
 
@@ -101,10 +114,9 @@ def unique(trades: Iterable[Trade]) -> list[Trade]:
     return list(seen.values())
 
 
-def _order(trade: Trade) -> tuple[int, tuple[int, int], str]:
-    # By time, then by id: numerically where the id is a number (9 before 10), else as text.
-    numeric = (1, int(trade.trade_id)) if trade.trade_id.isdigit() else (0, 0)
-    return trade.time_us, numeric, trade.trade_id
+def _order(trade: Trade) -> tuple[int, str, tuple[int, int]]:
+    # By time, then (across venues) by exchange, then in the venue's own order.
+    return trade.time_us, trade.exchange, trade.seq
 
 
 def bars(trades: Iterable[Trade], minutes: int = 1) -> dict[tuple[str, str, int], Bar]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,10 +13,26 @@ from typing import Any
 
 import pytest
 
+from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import Pipeline
+from cryptolake.settings import Settings
 from tests.reference import Bar
 
 DEADLINE_S = 480
+
+
+def cli(settings: Settings, *args: str) -> str:
+    """What ``cryptolake ARGS`` prints, run as a user would, against the stack of ``settings``."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cryptolake.cli", *args],
+        env={**os.environ, **settings.to_env()},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return done.stdout
 
 
 def wait_for(running: Pipeline, done: Callable[[], bool], what: str, deadline_s: float = DEADLINE_S) -> None:

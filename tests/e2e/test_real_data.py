@@ -23,12 +23,11 @@ from confluent_kafka import Producer
 from cryptolake import lake
 from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.minio import ensure_bucket
-from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import Pipeline, Source
 from cryptolake.settings import Settings
 from jobs.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
 from tests import reference
-from tests.e2e.helpers import assert_gold_equals, bar_key, final_bars, us, wait_for
+from tests.e2e.helpers import assert_gold_equals, bar_key, cli, final_bars, us, wait_for
 from tests.fixtures import recording
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
@@ -142,21 +141,8 @@ def test_silver_holds_each_trade_once_and_quarantine_nothing(replayed: Replayed)
     assert lake.read_table(replayed.settings, QUARANTINE_TABLE).num_rows == 0
 
 
-def _cli(settings: Settings, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "cryptolake.cli", *args],
-        env={**os.environ, **settings.to_env()},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return done.stdout
-
-
 def test_bars_command_prints_json_with_exact_decimals(replayed: Replayed) -> None:
-    lines = _cli(replayed.settings, "bars", "ETH-USDT", "--exchange", "binance", "--json").splitlines()
+    lines = cli(replayed.settings, "bars", "ETH-USDT", "--exchange", "binance", "--json").splitlines()
     gold = lake.read_bars(replayed.settings, "ETH-USDT", exchange="binance").to_pylist()
     assert len(lines) == len(gold) > 0
     for line, bar in zip(lines, gold, strict=True):
@@ -182,7 +168,7 @@ def test_reset_deletes_the_layer_and_names_what_to_reset_next(replayed: Replayed
     assert lake.read_table(replayed.settings, SILVER_TABLE).num_rows > 0
 
     replayed.pipeline.stop()
-    output = _cli(replayed.settings, "reset", "silver")
+    output = cli(replayed.settings, "reset", "silver")
     assert "cryptolake reset gold" in output
     assert lake.read_table(replayed.settings, SILVER_TABLE).num_rows == 0
     s3 = lake.filesystem(replayed.settings)

@@ -18,12 +18,17 @@ def bronze_row(
     *,
     key: str = "binance:BTC-USDT",
     exchange: str | None = "binance",
-    received_us: int = RECEIVED_US,
+    received_us: int | None = RECEIVED_US,
+    kafka_us: int | None = None,
+    replay: bool = False,
 ) -> tuple[Any, ...]:
-    headers = [("received_at_us", str(received_us).encode())]
+    headers = [] if received_us is None else [("received_at_us", str(received_us).encode())]
     if exchange is not None:
         headers.insert(0, ("exchange", exchange.encode()))
-    kafka_time = datetime.fromtimestamp(received_us / 1e6, UTC).replace(tzinfo=None)
+    if replay:
+        headers.append(("replay", b"1"))
+    kafka_us = kafka_us or received_us or RECEIVED_US
+    kafka_time = datetime.fromtimestamp(kafka_us / 1e6, UTC).replace(tzinfo=None)
     return (key.encode(), frame.encode(), "crypto.trades", 0, offset, kafka_time, headers, date(2024, 8, 8))
 
 

@@ -12,33 +12,49 @@ from jobs.gold import bars
 from tests import reference
 
 T0 = datetime(2024, 8, 8, 23, 54, 0)
+SILVER_TIME = datetime(2024, 8, 8, 23, 55, 3)
 
 
-def _trade(symbol: str, trade_id: str, price: str, size: str, second: float, side: str) -> tuple[object, ...]:
+def _trade(
+    symbol: str, trade_id: str, price: str, size: str, second: float, side: str, offset: int = 0, index: int = 0
+) -> tuple[object, ...]:
     p, s = Decimal(price), Decimal(size)
     event_time = T0.replace(second=int(second), microsecond=round(second % 1 * 1e6))
     return ("binance", symbol, *symbol.split("-"), trade_id, p, s, p * s, side, event_time, event_time,
-            "crypto.trades", 0, 0, event_time.date())  # fmt: skip
+            "crypto.trades", 0, offset, index, SILVER_TIME, event_time.date())  # fmt: skip
 
 
 def test_one_minute_bar_maths(spark: SparkSession) -> None:
     trades = spark.createDataFrame(
         [
-            # Ids 9 and 10 share the first timestamp: 9 comes first, numerically, so it opens the bar.
-            _trade("BTC-USDT", "10", "101", "2", 1.5, "buy"),
-            _trade("BTC-USDT", "9", "100", "1", 1.5, "sell"),
-            _trade("BTC-USDT", "11", "105", "0.5", 20, "buy"),
-            _trade("BTC-USDT", "12", "99", "1.5", 59.999, "sell"),
+            # Ids 10 and 9 share the first timestamp: 10 came first in Kafka, so it opens the bar.
+            _trade("BTC-USDT", "10", "101", "2", 1.5, "buy", offset=1),
+            _trade("BTC-USDT", "9", "100", "1", 1.5, "sell", offset=2),
+            _trade("BTC-USDT", "11", "105", "0.5", 20, "buy", offset=3),
+            _trade("BTC-USDT", "12", "99", "1.5", 59.999, "sell", offset=4),
         ],
         schemas.SILVER,
     )
     result = bars(trades, "1m", "10 seconds").drop("date")
     quote = Decimal("202") + Decimal("100") + Decimal("52.5") + Decimal("148.5")
     expected = [
-        (T0, T0.replace(minute=55), "binance", "BTC-USDT", Decimal(100), Decimal(105), Decimal(99), Decimal(99),
-         Decimal(5), quote, float(quote / 5), 4, Decimal("2.5"), Decimal("2.5"), "9", "12"),
+        (T0, T0.replace(minute=55), "binance", "BTC-USDT", Decimal(101), Decimal(105), Decimal(99), Decimal(99),
+         Decimal(5), quote, float(quote / 5), 4, Decimal("2.5"), Decimal("2.5"), "10", "12", SILVER_TIME),
     ]  # fmt: skip
     assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))
+
+
+def test_ties_in_time_follow_the_venues_order_not_the_ids(spark: SparkSession) -> None:
+    # Bybit's linear ids are UUIDs: their text order says nothing. Three trades of one frame, and one of the next
+    # frame, share a millisecond; the frame's own order opens and closes the bar.
+    frame = [
+        _trade("BTC-USDT", "f0c3", "100", "1", 7, "buy", offset=5, index=0),
+        _trade("BTC-USDT", "0a1b", "101", "1", 7, "buy", offset=5, index=1),
+        _trade("BTC-USDT", "9e2d", "102", "1", 7, "sell", offset=5, index=2),
+    ]
+    rows = [_trade("BTC-USDT", "00aa", "103", "1", 7, "sell", offset=6, index=0), *reversed(frame)]
+    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds").first()
+    assert (result.open, result.close, result.first_trade_id, result.last_trade_id) == (100, 103, "f0c3", "00aa")
 
 
 def test_bars_split_by_minute_exchange_and_symbol(spark: SparkSession) -> None:
@@ -62,7 +78,7 @@ def _silver_rows(trades: list[reference.Trade]) -> list[tuple[object, ...]]:
     for t in trades:
         moment = datetime(1970, 1, 1) + timedelta(microseconds=t.time_us)
         rows.append((t.exchange, t.symbol, *t.symbol.split("-"), t.trade_id, t.price, t.size, t.price * t.size,
-                     t.side, moment, moment, "crypto.trades", 0, 0, moment.date()))  # fmt: skip
+                     t.side, moment, moment, "crypto.trades", 0, *t.seq, SILVER_TIME, moment.date()))  # fmt: skip
     return rows
 
 
@@ -95,5 +111,6 @@ def test_bars_across_venues_pool_every_exchange(spark: SparkSession) -> None:
     result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds", across_venues=True).drop("date")
     quote = Decimal(100 + 306 + 101)
     expected = [(T0, T0.replace(minute=55), "BTC-USDT", Decimal(100), Decimal(102), Decimal(100), Decimal(101),
-                 Decimal(5), quote, float(quote / 5), 3, Decimal(2), Decimal(3), ["binance", "okx"])]  # fmt: skip
+                 Decimal(5), quote, float(quote / 5), 3, Decimal(2), Decimal(3), ["binance", "okx"],
+                 SILVER_TIME)]  # fmt: skip
     assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))

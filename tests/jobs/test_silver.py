@@ -1,15 +1,19 @@
+import time
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
+from typing import Any
 
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from jobs import schemas, venues
-from jobs.silver import parse_trades, quarantined, valid_trades
+from jobs.silver import Bounds, parse_trades, quarantined, valid_trades
 from tests.fixtures import received_frames
 from tests.jobs.rows import RECEIVED_US, bronze, bronze_row
 
 BTC = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"
+LEAD = {"max_kafka_lead_seconds": 300.0}
 
 
 def _recorded(count: int) -> list[str]:
@@ -24,28 +28,43 @@ def test_recorded_binance_frames_become_typed_trades(spark: SparkSession) -> Non
     expected = [
         # {"t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true}: the taker sold.
         ("binance", "BTC-USDT", "BTC", "USDT", "3735683259", Decimal("61837.63"), Decimal("0.02"),
-         Decimal("1236.7526"), "sell", datetime(2024, 8, 8, 23, 54, 15, 342000), received, "crypto.trades", 0, 0),
+         Decimal("1236.7526"), "sell", datetime(2024, 8, 8, 23, 54, 15, 342000), received, "crypto.trades", 0, 0, 0),
         ("binance", "BTC-USDT", "BTC", "USDT", "3735683260", Decimal("61837.63"), Decimal("0.048"),
-         Decimal("2968.20624"), "sell", datetime(2024, 8, 8, 23, 54, 15, 617000), received, "crypto.trades", 0, 1),
+         Decimal("2968.20624"), "sell", datetime(2024, 8, 8, 23, 54, 15, 617000), received, "crypto.trades", 0, 1, 0),
     ]  # fmt: skip
-    columns = schemas.SILVER.fieldNames()[:-1]  # all but the date partition
+    columns = schemas.SILVER.fieldNames()[:-2]  # all but the batch's time and the date partition
     assertDataFrameEqual(parsed.select(*columns), spark.createDataFrame(expected, parsed.select(*columns).schema))
     assert parsed.where("reject_reason is not null").count() == 0
 
 
+def _binance(trade_id: int, price: str, size: str, trade_time: int = 1723161255342) -> str:
+    data = f'"t":{trade_id},"p":"{price}","q":"{size}","T":{trade_time},"m":true'
+    return f'{{"stream":"btcusdt@trade","data":{{{data}}}}}'
+
+
 def test_each_kind_of_bad_row_is_quarantined_with_its_reason(spark: SparkSession) -> None:
     good = _recorded(1)[0]
-    far_future_us = RECEIVED_US + 3 * 86_400 * 1_000_000
+    hour_us = 3_600 * 1_000_000
     rows = [
         bronze_row("{not json", 1),
         bronze_row(good, 2, exchange="mtgox", key="mtgox:BTC-USD"),
         bronze_row(good, 3, exchange=None),
         bronze_row('{"stream":"btcusdt@trade","data":{"p":"1","q":"1","T":1723161255342,"m":true}}', 4),
-        bronze_row('{"stream":"btcusdt@trade","data":{"t":7,"p":"0","q":"1","T":1723161255342,"m":true}}', 5),
-        bronze_row('{"stream":"btcusdt@trade","data":{"t":8,"p":"1","q":"-2","T":1723161255342,"m":false}}', 6),
-        bronze_row('{"stream":"btcusdt@trade","data":{"t":9,"p":"abc","q":"1","T":1723161255342,"m":true}}', 7),
-        bronze_row(good, 8, received_us=far_future_us),
+        bronze_row(_binance(7, "0", "1"), 5),
+        bronze_row(_binance(8, "1", "-2"), 6),
+        bronze_row(_binance(9, "abc", "1"), 7),
+        # Stamped an hour after it was received: a wrong clock, which would move the watermarks.
+        bronze_row(good, 8, received_us=RECEIVED_US - hour_us),
         bronze_row(good, 9),
+        bronze_row(_binance(10, "NaN", "1"), 10),
+        bronze_row(_binance(11, "1.00000000001", "1"), 11),
+        bronze_row(_binance(12, "100000000", "1"), 12),
+        bronze_row(_binance(13, "1", "0.000000001"), 13),
+        bronze_row(_binance(14, "99999999", "100000"), 14),
+        bronze_row(good, 15, received_us=RECEIVED_US + 25 * hour_us),
+        bronze_row(good, 16, received_us=None),
+        # The ingestor's clock years ahead of silver's: it would hold up deduplication.
+        bronze_row(good, 17, kafka_us=RECEIVED_US + 20 * 365 * 24 * hour_us),
     ]
     parsed = parse_trades(bronze(spark, rows))
     reasons = quarantined(parsed).select("offset", "reject_reason")
@@ -57,11 +76,50 @@ def test_each_kind_of_bad_row_is_quarantined_with_its_reason(spark: SparkSession
         (5, "non-positive price or size"),
         (6, "non-positive price or size"),
         (7, "missing or malformed price or size"),
-        (8, "event time more than 24 h from ingest time"),
+        (8, "event time more than 10 s after ingest time"),
+        (10, "missing or malformed price or size"),
+        (11, "price or size beyond the lake's range or precision"),
+        (12, "price or size beyond the lake's range or precision"),
+        (13, "price or size beyond the lake's range or precision"),
+        (14, "trade value beyond the lake's range"),
+        (15, "event time more than 24 h before ingest time"),
+        (16, "no ingest time"),
+        (17, "Kafka time more than 300 s ahead of silver's clock"),
     ]
     assertDataFrameEqual(reasons, spark.createDataFrame(expected, reasons.schema))
     # Nothing is dropped silently: every row is a trade or a quarantine row.
     assert valid_trades(parsed, "10 minutes").select("offset").collect() == [(9,)]
+
+
+def test_the_bounds_are_settings(spark: SparkSession) -> None:
+    late = bronze_row(_recorded(1)[0], 1, received_us=RECEIVED_US + 3 * 3_600 * 1_000_000)
+    early = bronze_row(_binance(2, "1", "1", trade_time=1723161256000 + 8_000), 2)
+    parsed = parse_trades(bronze(spark, [late, early]), Bounds(max_future_seconds=5, max_age_hours=2, **LEAD))
+    assert sorted(r.reject_reason for r in parsed.collect()) == [
+        "event time more than 2 h before ingest time",
+        "event time more than 5 s after ingest time",
+    ]
+    unbounded = Bounds(max_future_seconds=5, max_age_hours=0, **LEAD)
+    assert parse_trades(bronze(spark, [late]), unbounded).first().reject_reason is None
+
+
+def test_replayed_recordings_are_exempt_from_the_age_bound_only(spark: SparkSession) -> None:
+    day_us = 86_400 * 1_000_000
+    rows = [
+        bronze_row(_recorded(1)[0], 1, received_us=RECEIVED_US + 800 * day_us, replay=True),
+        bronze_row(_recorded(1)[0], 2, received_us=RECEIVED_US - day_us, replay=True),
+    ]
+    assert [r.reject_reason for r in parse_trades(bronze(spark, rows)).orderBy("offset").collect()] == [
+        None,
+        "event time more than 10 s after ingest time",
+    ]
+
+
+def test_sizes_of_meme_coins_and_small_prices_are_kept_exactly(spark: SparkSession) -> None:
+    rows = [bronze_row(_binance(1, "0.0000001234", "98765432109.12345678"), 1)]
+    trade = valid_trades(parse_trades(bronze(spark, rows)), "10 minutes").first()
+    assert (trade.price, trade.size) == (Decimal("0.0000001234"), Decimal("98765432109.12345678"))
+    assert trade.quote_amount == Decimal("0.0000001234") * Decimal("98765432109.12345678")
 
 
 def test_quarantine_keeps_the_raw_frame(spark: SparkSession) -> None:
@@ -82,3 +140,39 @@ def test_each_frame_is_parsed_by_one_from_json_per_venue(spark: SparkSession) ->
     parsed = parse_trades(bronze(spark, [bronze_row(_recorded(1)[0], 0)]))
     plan = parsed._jdf.queryExecution().optimizedPlan().toString()
     assert plan.count("from_json(") == len(venues.PARSERS)
+
+
+def _run_silver_stream(spark: SparkSession, source: Path, work: Path) -> None:
+    """One silver run over what ``source`` holds now, resuming from the checkpoint in ``work``."""
+    rows = spark.readStream.schema(schemas.BRONZE).parquet(str(source))
+    query = (
+        valid_trades(parse_trades(rows), "10 minutes")
+        .writeStream.format("parquet")
+        .option("path", str(work / "silver"))
+        .option("checkpointLocation", str(work / "checkpoint"))
+        .trigger(availableNow=True)
+        .start()
+    )
+    query.awaitTermination()
+
+
+def test_silver_keeps_every_trade_however_old_its_kafka_time_and_drops_copies(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    now_us = time.time_ns() // 1000
+    minute_us = 60 * 1_000_000
+
+    def row(trade_id: int, offset: int, kafka_us: int) -> tuple[Any, ...]:
+        frame = _binance(trade_id, "100", "1", trade_time=now_us // 1000)
+        return bronze_row(frame, offset, received_us=now_us, kafka_us=kafka_us)
+
+    source = tmp_path / "bronze"
+    bronze(spark, [row(1, 0, now_us)]).write.mode("append").parquet(str(source))
+    _run_silver_stream(spark, source, tmp_path)
+    # A later batch: a copy of trade 1 three minutes on in Kafka, and a trade whose Kafka time is an hour older than
+    # the first's (a partition read far behind the others). Spark drops a row below the watermark: not this one.
+    later = [row(1, 1, now_us + 3 * minute_us), row(2, 2, now_us - 60 * minute_us)]
+    bronze(spark, later).write.mode("append").parquet(str(source))
+    _run_silver_stream(spark, source, tmp_path)
+    silver = spark.read.schema(schemas.SILVER).parquet(str(tmp_path / "silver"))
+    assert sorted((r.trade_id, r.offset) for r in silver.collect()) == [("1", 0), ("2", 2)]

@@ -58,7 +58,7 @@ def test_venue_frames_parse_like_the_reference(spark: SparkSession, exchange: st
     for offset, (received_us, raw) in enumerate(session):
         key_symbol = _key_symbol(exchange, raw)
         rows.append(bronze_row(raw, offset, key=f"{exchange}:{key_symbol}", exchange=exchange, received_us=received_us))
-        trades = reference.trades_of(exchange, raw, key_symbol)
+        trades = reference.trades_of(exchange, raw, key_symbol, offset)
         if trades is None:
             control_offsets.append(offset)
         else:
@@ -68,10 +68,13 @@ def test_venue_frames_parse_like_the_reference(spark: SparkSession, exchange: st
     parsed = parse_trades(bronze(spark, rows))
     got = [
         reference.Trade(r.exchange, r.symbol, r.trade_id, r.price, r.size, r.side,
-                        int(r.event_time.timestamp()) * 1_000_000 + r.event_time.microsecond)
+                        int(r.event_time.timestamp()) * 1_000_000 + r.event_time.microsecond, (r.offset, r.frame_index))
         for r in valid_trades(parsed, "10 minutes").collect()
     ]  # fmt: skip
-    assert sorted(got, key=repr) == sorted(reference.unique(expected), key=repr)
+    # Each trade, with its place in the venue's order: the frame's offset and its position in the frame.
+    assert sorted(((t, t.seq) for t in got), key=repr) == sorted(
+        ((t, t.seq) for t in reference.unique(expected)), key=repr
+    )
     # Acks, heartbeats and subscription notices have no place in Kafka; if one comes, it is quarantined, not lost.
     reasons = {(r.offset, r.reject_reason) for r in quarantined(parsed).collect()}
     assert reasons == {(offset, "unparseable frame") for offset in control_offsets}
