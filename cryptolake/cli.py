@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -21,6 +22,7 @@ from cryptolake.local.services import LocalServices, install
 from cryptolake.runner import Pipeline, Source, down, up_lock
 from cryptolake.settings import Settings, SettingsError, describe
 from ingestion.cli import add_commands as add_ingestion_commands
+from ingestion.venue import parse_speed
 from jobs.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
 
 STATUS_SECONDS = 5.0
@@ -89,10 +91,21 @@ def cmd_down(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
-def _timestamp(text: str | None) -> pa.TimestampScalar | None:
-    if text is None:
-        return None
-    return pa.scalar(datetime.fromisoformat(text.replace("Z", "+00:00")), pa.timestamp("us", "UTC"))
+def speed(text: str) -> str:
+    """``--speed`` as the venue takes it, checked here: a mistake is a usage error, not a venue that exits."""
+    parse_speed(text)
+    return text
+
+
+def iso_time(text: str) -> pa.TimestampScalar:
+    """An argument's ISO 8601 time, UTC unless it names its zone; a usage error if it is none."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time, such as 2026-11-21, 2026-11-21T12:00 or 2026-11-21T12:00:00Z"
+        ) from None
+    return pa.scalar(moment, pa.timestamp("us", "UTC"))
 
 
 BAR_FIELDS = (
@@ -116,8 +129,8 @@ def _bars(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
         exchange=args.exchange,
         interval=args.interval,
         across_venues=args.all_venues,
-        start=_timestamp(args.start),
-        end=_timestamp(args.end),
+        start=args.start,
+        end=args.end,
     )
     rows: list[dict[str, Any]] = bars.to_pylist()
     for row in rows:
@@ -125,8 +138,18 @@ def _bars(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
     return rows
 
 
+def _no_bars(args: argparse.Namespace) -> int:
+    venue = " across venues" if args.all_venues else f" on {args.exchange}" if args.exchange else ""
+    when = " in that time range" if args.start is not None or args.end is not None else ""
+    print(f"error: no {args.interval} bars of {args.symbol}{venue}{when} in the lake yet", file=sys.stderr)
+    return 1
+
+
 def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
-    for bar in _bars(settings, args):
+    bars = _bars(settings, args)
+    if not bars:
+        return _no_bars(args)
+    for bar in bars:
         if args.json:
             print(json.dumps({k: _json_value(bar[k]) for k in BAR_FIELDS}))
         else:
@@ -161,8 +184,7 @@ def cmd_late(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     bars = _bars(settings, args)
     if not bars:
-        print(f"error: no {args.interval} bars of {args.symbol} in the lake yet", file=sys.stderr)
-        return 1
+        return _no_bars(args)
     venue = ALL_VENUES if args.all_venues else args.exchange or "every exchange"
     out = args.out or Path(f"{args.symbol}-{args.interval}.html")
     out.write_text(chart.html_page(bars, f"{args.symbol} {args.interval} bars, {venue}"))
@@ -198,22 +220,24 @@ def _bar_selection(command: argparse.ArgumentParser) -> None:
     command.add_argument("--exchange", help="one exchange only")
     command.add_argument("--all-venues", action="store_true", help="the bars pooling every exchange")
     command.add_argument("--interval", default="1m", choices=tuple(BAR_INTERVALS))
-    command.add_argument("--start", help="ISO 8601 time, inclusive")
-    command.add_argument("--end", help="ISO 8601 time, exclusive")
+    command.add_argument("--start", type=iso_time, help="ISO 8601 time, inclusive (UTC unless it names its zone)")
+    command.add_argument("--end", type=iso_time, help="ISO 8601 time, exclusive")
 
 
 def parser() -> argparse.ArgumentParser:
-    root = argparse.ArgumentParser(prog="cryptolake", description=__doc__)
+    root = argparse.ArgumentParser(
+        prog="cryptolake", description="Set up and run the local stack, stop it, read the gold bars it wrote."
+    )
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="install Kafka, MinIO and the Spark jars (once)").set_defaults(func=cmd_setup)
     up = commands.add_parser("up", help="run the whole pipeline locally until Ctrl-C")
     up.add_argument("--source", choices=("synthetic", "live", "replay"), default="synthetic")
     up.add_argument("--recording", type=Path, nargs="*", default=[], help="replay: *.replay.jsonl files")
-    up.add_argument("--speed", default="1", help="synthetic and replay: N times real time, or max")
+    up.add_argument("--speed", type=speed, default="1", help="synthetic and replay: N times real time, or max")
     up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second")
     up.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, as in Kubernetes")
     up.set_defaults(func=cmd_up)
-    commands.add_parser("down", help="stop a running `cryptolake up`").set_defaults(func=cmd_down)
+    commands.add_parser("down", help="stop a running cryptolake up").set_defaults(func=cmd_down)
     bars = commands.add_parser("bars", help="print gold bars from the lake")
     _bar_selection(bars)
     bars.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
@@ -239,15 +263,37 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+# Commands that read or write the lake in MinIO.
+LAKE_COMMANDS = ("bars", "late", "chart", "reset")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command; an error is a line on stderr and exit code 1, a usage error argparse's 2, no traceback."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         settings = Settings.from_env()
-        code: int = args.func(settings, args)
-    except (SettingsError, ServiceError) as exc:
+    except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    try:
+        code: int = args.func(settings, args)
+        sys.stdout.flush()  # a reader that has gone shows here, where it can be handled, rather than at exit
+    except BrokenPipeError:
+        # The reader stopped early (`bars ... | head`): nothing left to say. Later writes go nowhere, so Python does
+        # not report the closed pipe again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except ServiceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        where = f" (the lake at {settings.s3_endpoint}: is MinIO up? `cryptolake up` runs it)"
+        print(f"error: {exc}{where if args.command in LAKE_COMMANDS else ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     return code
 
 

@@ -8,7 +8,6 @@ first what feeds Kafka, then the layers, each given time to finish its batch.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import sys
@@ -22,6 +21,7 @@ from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
 from cryptolake.local.procs import ManagedProcess, free_port
 from cryptolake.settings import Settings
+from cryptolake.status import Progress, freshest_bars
 from ingestion import recordings
 from ingestion.replay import ingestor_settings
 
@@ -57,13 +57,6 @@ class Source:
 
 
 @dataclass
-class LayerProgress:
-    rows: int = 0
-    rows_per_s: float = 0.0
-    batches: int = 0
-
-
-@dataclass
 class Pipeline:
     """The venue (unless live), the ingestor and the three layer jobs, on services that already run.
 
@@ -96,8 +89,9 @@ class Pipeline:
         self.children: dict[str, ManagedProcess] = {}
         self.layer_processes = LAYERS if self.jvm_per_layer else (ONE_JVM,)
         self.restarts = dict.fromkeys(self.layer_processes, 0)
-        self.progress = {layer: LayerProgress() for layer in LAYERS}
+        self.progress = Progress()
         self._log_offsets: dict[str, int] = {}
+        self._bars: tuple[int, list[str]] | None = None  # gold's bar count when last read, and the lines read
         self._commands = self._command_lines()
 
     def _command_lines(self) -> dict[str, list[str]]:
@@ -126,6 +120,9 @@ class Pipeline:
         for name in self._commands:
             self.process(name).check_not_running(self.paths.state)
         for name in self._commands:
+            # The logs keep earlier runs' lines: the progress of this run starts at their end.
+            with contextlib.suppress(FileNotFoundError):
+                self._log_offsets[name] = self.process(name).log.stat().st_size
             self._spawn(name)
 
     def _spawn(self, name: str) -> None:
@@ -186,9 +183,9 @@ class Pipeline:
         return [name for name, process in self.children.items() if process.running_pid() is None]
 
     def poll_progress(self) -> None:
-        """Fold the batch lines the layers logged since the last call into :attr:`progress`."""
-        for name in self.layer_processes:
-            log_path = self.paths.logs / f"{name}.log"
+        """Fold the lines the layers and the ingestor logged since the last call into :attr:`progress`."""
+        for name in self._commands.keys() - {"venue"}:  # the venue logs nothing the status shows
+            log_path = self.process(name).log
             offset = self._log_offsets.get(name, 0)
             with contextlib.suppress(FileNotFoundError), log_path.open("rb") as log:
                 log.seek(offset)
@@ -196,24 +193,7 @@ class Pipeline:
                 complete = chunk[: chunk.rfind(b"\n") + 1]
                 self._log_offsets[name] = offset + len(complete)
                 for line in complete.splitlines():
-                    self._fold(line)
-
-    def _fold(self, line: bytes) -> None:
-        if not line.startswith(b"{"):
-            return  # Spark's own log lines
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            return
-        if entry.get("event") != "batch" or "quarantined_rows" in entry:
-            return
-        progress = self.progress.get(str(entry.get("query")).split("_")[0])  # bronze, silver, gold_1m, ...
-        if progress is None:
-            return
-        progress.rows += entry.get("input_rows", 0)
-        progress.batches += 1
-        if entry.get("input_rows"):
-            progress.rows_per_s = entry.get("rows_per_s", 0.0)
+                    self.progress.fold(line)
 
     def ingested_frames(self) -> int:
         """Frames the ingestor has put into Kafka, from its /metrics."""
@@ -231,28 +211,21 @@ class Pipeline:
             )
         )
 
-    def status_line(self) -> str:
-        parts = [f"ingestor {self.ingested_frames():,} frames"]
-        for layer in LAYERS:
-            p = self.progress[layer]
-            parts.append(f"{layer} {p.rows:,} rows ({p.rows_per_s:,.0f}/s)")
-        parts.append(latest_bar(self.settings))
-        return " | ".join(parts)
+    def status_line(self, now: float | None = None) -> str:
+        """The counts of this run, then a line per symbol's freshest bar and per venue the ingestor cannot reach."""
+        lines = self.progress.lines(self.ingested_frames(), self.latest_bars(), time.time() if now is None else now)
+        return "\n".join(lines)
 
-
-def latest_bar(settings: Settings) -> str:
-    try:
-        bars = lake.read_bars(settings)
-    except OSError:
-        return "gold: not readable yet"
-    if bars.num_rows == 0:
-        return "gold: no finished bar yet"
-    last = bars.slice(bars.num_rows - 1).to_pylist()[0]
-    return (
-        f"latest bar {last['exchange']} {last['symbol']} {last['bar_start']:%H:%M} "
-        f"O {last['open']:f} H {last['high']:f} L {last['low']:f} C {last['close']:f} "
-        f"vwap {last['vwap']:.2f} n {last['trades']}"
-    )
+    def latest_bars(self) -> list[str]:
+        """Each symbol's freshest gold bar; read again only once gold has written bars since the last read."""
+        written = self.progress.layers["gold"].rows
+        if self._bars is None or self._bars[0] != written:
+            try:
+                bars = lake.read_bars(self.settings)
+            except OSError:
+                return ["gold: not readable yet"]
+            self._bars = (written, freshest_bars(bars) if bars.num_rows else ["gold: no finished bar yet"])
+        return self._bars[1]
 
 
 def up_lock(paths: LocalPaths) -> StateLock:

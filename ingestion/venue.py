@@ -3,6 +3,9 @@
 Each feed is served under its own path, ``/<feed>`` followed by the venue's (``ws://127.0.0.1:P/kraken/v2``), which
 is what the ingestor opens with ``CRYPTOLAKE_VENUE_URL=ws://127.0.0.1:P``; Binance's also without the prefix, so
 ``CRYPTOLAKE_BINANCE_URL=ws://127.0.0.1:P`` works too. Application pings are answered as the venue would.
+
+Once a feed's frames are all sent (a recording has ended) its connections stay open and idle, as a live venue's do
+when its market is quiet: the ingestor stays connected and ready, and its reconnects keep meaning trouble.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from cryptolake import logs
@@ -30,6 +34,9 @@ log = logging.getLogger("venue")
 
 BATCH_FRAMES = 256  # frames written to the socket at once when they are due together
 WRITE_BUFFER_BYTES = 1 << 20  # wait for the client to read when this much is waiting to be sent
+# A WebSocket ping this often keeps an idle connection alive: well within the ingestor's shortest silence watchdog
+# (10 s, Coinbase's and Kraken's, whose live venues send heartbeats that a recording's end or pause does not).
+KEEPALIVE_SECONDS = 2.0
 
 
 def synthetic_frames(
@@ -97,10 +104,11 @@ class FeedSequence:
 
 
 class LocalVenue:
-    """Serves each sequence at its route."""
+    """Serves each sequence at its route, pinging each client every ``keepalive`` seconds."""
 
-    def __init__(self, sequences: Sequence[FeedSequence]) -> None:
+    def __init__(self, sequences: Sequence[FeedSequence], keepalive: float = KEEPALIVE_SECONDS) -> None:
         self.sequences = {s.route: s for s in sequences}
+        self.keepalive = keepalive
 
     async def handler(self, ws: ServerConnection) -> None:
         url = urlsplit(ws.request.path if ws.request else "/")
@@ -112,12 +120,19 @@ class LocalVenue:
         if sequence.feed is Binance:
             streams = set(parse_qs(url.query).get("streams", [""])[0].split("/"))
         log.info("client connected", extra=logs.fields(route=sequence.route, query=url.query))
-        pongs = asyncio.create_task(_answer_pings(ws, sequence.feed))
+        helpers = [asyncio.create_task(_answer_pings(ws, sequence.feed)), asyncio.create_task(self._ping(ws))]
         try:
             await sequence.play(ws, streams)
             await ws.wait_closed()
         finally:
-            pongs.cancel()
+            for task in helpers:
+                task.cancel()
+
+    async def _ping(self, ws: ServerConnection) -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await asyncio.sleep(self.keepalive)
+                await ws.ping()  # websocket-client answers it, and counts it as a sign of life
 
 
 def route_path(feed: type[Exchange], symbols: Sequence[str]) -> str:

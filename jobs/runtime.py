@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from cryptolake import logs
-from cryptolake.settings import Settings, SettingsError
+from cryptolake.settings import Settings, SettingsError, duration_seconds
+from ingestion.throttle import Throttle
 from jobs.layers import QUARANTINE_QUERY
 from jobs.session import build_session
 
@@ -23,11 +26,16 @@ log = logging.getLogger("jobs")
 
 StartQueries = Callable[[SparkSession, Settings], list[StreamingQuery]]
 
+# The observed metric counting the rows each query hands its sink: Spark's file sink reports -1 as its own count.
+WRITTEN_METRIC = "written"
+BEHIND_LOG_SECONDS = 60.0  # at most one "falling behind" line per query this often
+STOP_WAIT_SECONDS = 30.0  # how long a stop waits for the running batches to end
+
 
 def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
     """The fields of one micro-batch's progress that tell a layer's story, flattened for one log line."""
     state = progress.get("stateOperators") or []
-    output_rows = (progress.get("sink") or {}).get("numOutputRows", -1)
+    output_rows = ((progress.get("observedMetrics") or {}).get(WRITTEN_METRIC) or {}).get("rows")
     summary = {
         "query": progress.get("name"),
         "batch": progress.get("batchId"),
@@ -47,7 +55,8 @@ def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
 def write_table(rows: DataFrame, settings: Settings, query: str, table: str, *partition_by: str) -> StreamingQuery:
     """Start ``query``: append ``rows`` to the Parquet ``table`` of the lake, with its checkpoint named after it."""
     return (
-        rows.writeStream.queryName(query)
+        rows.observe(WRITTEN_METRIC, F.count(F.lit(1)).alias("rows"))
+        .writeStream.queryName(query)
         .format("parquet")
         .outputMode("append")
         .option("path", settings.table_uri(table))
@@ -71,11 +80,34 @@ def what_to_do(error: str) -> str | None:
 
 
 class ProgressLogger(StreamingQueryListener):
+    """A line per batch, and one of ours, throttled, when batches take longer than the trigger interval (Spark's own
+    warning, one per slow batch, is silenced in spark-log4j2.properties)."""
+
+    def __init__(self, trigger_seconds: float, throttle: Throttle | None = None) -> None:
+        super().__init__()
+        self.trigger_ms = trigger_seconds * 1000
+        self._behind = throttle or Throttle(BEHIND_LOG_SECONDS)
+
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
         log.info("query started", extra=logs.fields(query=event.name, run_id=str(event.runId)))
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
-        log.info("batch", extra=logs.fields(**batch_summary(json.loads(event.progress.json))))
+        summary = batch_summary(json.loads(event.progress.json))
+        log.info("batch", extra=logs.fields(**summary))
+        duration_ms = summary["duration_ms"]
+        if duration_ms is None or duration_ms <= self.trigger_ms:
+            return
+        held = self._behind.allow(str(summary["query"]))
+        if held is not None:
+            log.warning(
+                "falling behind: batches take longer than the trigger interval",
+                extra=logs.fields(
+                    query=summary["query"],
+                    duration_ms=duration_ms,
+                    trigger_ms=round(self.trigger_ms),
+                    similar_held_back=held,
+                ),
+            )
 
     def onQueryIdle(self, event: Any) -> None:  # noqa: N802
         """Idle triggers carry no batch; the next batch line says all."""
@@ -96,6 +128,21 @@ def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_se
             log.info("waiting for the upstream table", extra=logs.fields(table=uri))
             waited = True
         stop.wait(poll_seconds)
+
+
+def stop_between_batches(queries: list[StreamingQuery], timeout: float = STOP_WAIT_SECONDS) -> None:
+    """Stop each query once it is between batches, or all that still run after ``timeout``: stopped mid-batch, a
+    query's writes are interrupted, which Spark logs as errors with stack traces, and the batch runs again at the next
+    start. With the feeders stopped first, each layer runs dry soon after the one it reads."""
+    deadline = time.monotonic() + timeout
+    running = list(queries)
+    while running:
+        late = time.monotonic() >= deadline
+        for query in [q for q in running if late or not q.isActive or not q.status["isTriggerActive"]]:
+            query.stop()
+            running.remove(query)
+        if running:
+            time.sleep(0.1)
 
 
 @dataclass(frozen=True)
@@ -121,7 +168,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
     log.info("starting", extra=logs.fields(settings=settings.redacted()))
     stop = logs.stop_on_signals(log)
     spark = build_session(settings, f"cryptolake-{layer}")
-    spark.streams.addListener(ProgressLogger())
+    spark.streams.addListener(ProgressLogger(duration_seconds(settings.trigger_interval)))
     queries: list[StreamingQuery] = []
     for stage in stages:
         if stage.upstream is not None:
@@ -139,8 +186,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
         log.error("query failed", extra=logs.fields(error=str(exc), what_to_do=what_to_do(str(exc))))
         return 1
     finally:
-        for query in queries:
-            query.stop()
+        stop_between_batches(queries)
         spark.stop()
     log.info("stopped")
     return 0

@@ -9,6 +9,9 @@ from pyspark.sql import SparkSession
 from cryptolake.jars import read_pins
 from cryptolake.settings import Settings
 
+# Spark's own logging: warnings and errors, one JSON object a line (README, "Logs").
+LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+
 
 def spark_conf(settings: Settings) -> dict[str, str]:
     """Spark configuration derived from the settings; the one place a Spark or S3A key is spelled."""
@@ -32,6 +35,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Standard Parquet timestamps (not the legacy INT96), so pyarrow and other readers see UTC instants.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        # Read where PySpark launches the driver's JVM (local mode); in Kubernetes the JVM is up before this conf.
+        "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
     }
     if settings.spark_jars_dir:
         jars_dir = Path(settings.spark_jars_dir)
@@ -46,5 +51,6 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    # Where the driver's JVM did not start with LOG4J2_CONFIG (Kubernetes), at least no INFO lines.
     spark.sparkContext.setLogLevel("WARN")
     return spark

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -10,8 +11,10 @@ import pytest
 import websocket
 
 from ingestion import recordings
+from ingestion.exchanges import Binance, Timing
 from ingestion.venue import LocalVenue, VenueThread, recorded_sequences
 from tests.fixtures import received_frames, recording
+from tests.ingestion.harness import ingesting, wait_until
 
 BTC = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"
 ETH = "binance/spot_ethusdt_trade_combined_20240808.replay.jsonl"
@@ -85,3 +88,24 @@ def test_an_unknown_path_is_refused() -> None:
     assert opcode == websocket.ABNF.OPCODE_CLOSE
     assert int.from_bytes(data[:2], "big") == 1008
     assert data[2:] == b"no feed at /kraken/v2"
+
+
+def test_a_finished_recording_keeps_its_client_connected_and_idle() -> None:
+    sequences = recorded_sequences([recordings.load(recording(BTC))], float("inf"))
+    venue = VenueThread(LocalVenue(sequences, keepalive=0.2))
+    port = venue.start()
+    exchange = Binance(["BTC-USDT"])
+    exchange.timing = Timing(silence=1.0)  # the watchdog would fire at once on a silent connection
+    try:
+        with ingesting(exchange, f"ws://127.0.0.1:{port}") as running:
+            wait_until(lambda: sequences[0].complete, "the recording played to its end")
+            ended = time.monotonic()
+
+            def reconnected_or_idle_long() -> bool:
+                return running.metric("reconnects_total", exchange="binance") > 0 or time.monotonic() - ended > 4.0
+
+            wait_until(reconnected_or_idle_long, "a reconnect, or four silence periods without one")
+            assert running.metric("reconnects_total", exchange="binance") == 0
+            assert running.ingestor.unready() == []
+    finally:
+        venue.stop()

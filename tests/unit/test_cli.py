@@ -1,0 +1,93 @@
+"""The cryptolake command's mistakes and failures: a line saying what is wrong and argparse's exit codes, never a
+traceback."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pyarrow as pa
+import pytest
+
+from cryptolake import cli, lake
+from cryptolake.local.paths import REPO_ROOT
+from cryptolake.local.procs import free_port
+
+
+def no_bars(*_args: object, **_selection: object) -> pa.Table:
+    return pa.table({})
+
+
+def test_help_shows_no_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    root = cli.parser()
+    texts = [root.format_help()]
+    commands = next(a for a in root._actions if isinstance(a, argparse._SubParsersAction))
+    texts += [command.format_help() for command in commands.choices.values()]
+    assert not [text for text in texts if "`" in text]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["bars", "BTC-USDT", "--start", "yesterday"], "argument --start: 'yesterday' is not an ISO 8601 time"),
+        (["up", "--speed", "fast"], "argument --speed: invalid speed value: 'fast'"),
+    ],
+)
+def test_a_malformed_argument_is_a_usage_error(argv: list[str], says: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    assert says in capsys.readouterr().err
+
+
+def test_times_are_utc_unless_they_name_their_zone() -> None:
+    assert cli.iso_time("2026-11-21T12:00").as_py() == datetime(2026, 11, 21, 12, tzinfo=UTC)
+    assert cli.iso_time("2026-11-21T12:00:00+02:00").as_py() == datetime(2026, 11, 21, 10, tzinfo=UTC)
+
+
+def test_no_bars_says_so_and_fails(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(lake, "read_bars", no_bars)
+    assert cli.main(["bars", "BTC-USDT", "--exchange", "kraken", "--json"]) == 1
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == "error: no 1m bars of BTC-USDT on kraken in the lake yet\n"
+    assert cli.main(["bars", "XRP-USDT", "--all-venues", "--interval", "5m", "--end", "2026-11-21"]) == 1
+    assert capsys.readouterr().err == "error: no 5m bars of XRP-USDT across venues in that time range in the lake yet\n"
+
+
+def test_bars_while_minio_is_down_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    endpoint = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("CRYPTOLAKE_S3_ENDPOINT", endpoint)
+    assert cli.main(["bars", "BTC-USDT"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert f"(the lake at {endpoint}: is MinIO up? `cryptolake up` runs it)" in err
+
+
+# Prints many bars to a reader that stops after the first line.
+MANY_BARS = """
+import sys
+from datetime import UTC, datetime
+import pyarrow as pa
+from cryptolake import cli, lake
+bar = {"exchange": "binance", "symbol": "BTC-USDT", "bar_start": datetime(2026, 11, 21, tzinfo=UTC)}
+bar |= dict.fromkeys(("open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume"), 1)
+bar |= {"vwap": 1.0, "trades": 1}
+lake.read_bars = lambda *args, **selection: pa.Table.from_pylist([bar] * 20_000)
+sys.exit(cli.main(["bars", "BTC-USDT"]))
+"""
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", MANY_BARS], cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as bars:
+        assert bars.stdout is not None and bars.stderr is not None
+        assert bars.stdout.readline().startswith(b"2026-11-21 00:00 binance")
+        bars.stdout.close()  # as `head -1` does
+        err = bars.stderr.read().decode()
+        assert bars.wait(timeout=60) == 1
+    assert err == ""

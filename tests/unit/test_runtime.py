@@ -1,0 +1,128 @@
+"""The layers' own log lines and Spark's: batch counts from the query progress, quiet JSON logging, one line when
+batches fall behind, stops between batches (no Spark started)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from cryptolake.settings import Settings
+from ingestion.throttle import Throttle
+from jobs.layers import QUARANTINE_QUERY
+from jobs.runtime import WRITTEN_METRIC, ProgressLogger, batch_summary, stop_between_batches
+from jobs.session import LOG4J2_CONFIG, spark_conf
+
+PYSPARK_JARS = Path(__import__("pyspark").__file__).parent / "jars"
+
+
+def progress(name: str, written: int, duration_ms: int = 900) -> dict[str, Any]:
+    """A batch's progress as Spark 4.0 reports it for a file sink, with the observed metric of ``write_table``."""
+    return {
+        "name": name,
+        "batchId": 7,
+        "numInputRows": 600,
+        "processedRowsPerSecond": 666.7,
+        "durationMs": {"triggerExecution": duration_ms},
+        "eventTime": {"watermark": "2026-12-02T12:00:00.000Z"},
+        "stateOperators": [{"numRowsTotal": 120, "numRowsUpdated": 600, "numRowsDroppedByWatermark": 2}],
+        "sink": {"description": "FileSink[s3a://lakehouse/silver/trades]", "numOutputRows": -1},
+        "observedMetrics": {WRITTEN_METRIC: {"rows": written}},
+    }
+
+
+def test_a_batch_line_counts_the_rows_written() -> None:
+    summary = batch_summary(progress("silver", 590))
+    assert summary["output_rows"] == 590
+    assert (summary["input_rows"], summary["late_rows"], summary["state_rows"]) == (600, 2, 120)
+    assert "quarantined_rows" not in summary
+
+
+def test_a_quarantine_batch_line_counts_the_rows_quarantined() -> None:
+    summary = batch_summary(progress(QUARANTINE_QUERY, 10))
+    assert summary["output_rows"] == summary["quarantined_rows"] == 10
+
+
+def event(name: str, duration_ms: int) -> SimpleNamespace:
+    return SimpleNamespace(progress=SimpleNamespace(json=json.dumps(progress(name, 1, duration_ms))))
+
+
+def test_slow_batches_make_one_line_per_query_and_minute(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    listener = ProgressLogger(3.0, Throttle(60.0, clock=lambda: now[0]))
+    with caplog.at_level(logging.INFO, logger="jobs"):
+        for clock, query, duration_ms in ((0, "bronze", 5000), (1, "bronze", 7000), (2, "silver", 3500)):
+            now[0] = clock
+            listener.onQueryProgress(event(query, duration_ms))
+        listener.onQueryProgress(event("bronze", 2000))  # in time: nothing to say
+        now[0] = 61.0
+        listener.onQueryProgress(event("bronze", 4000))
+    behind = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [(r.fields["query"], r.fields["duration_ms"], r.fields["similar_held_back"]) for r in behind] == [  # type: ignore[attr-defined]
+        ("bronze", 5000, 0),
+        ("silver", 3500, 0),
+        ("bronze", 4000, 1),
+    ]
+    assert behind[0].fields["trigger_ms"] == 3000  # type: ignore[attr-defined]
+
+
+class FakeQuery:
+    """A query whose batch ends after ``busy`` looks at its status."""
+
+    def __init__(self, busy: int) -> None:
+        self.busy = busy
+        self.stopped_while_busy: bool | None = None
+
+    @property
+    def isActive(self) -> bool:  # noqa: N802 - Spark's API
+        return self.stopped_while_busy is None
+
+    @property
+    def status(self) -> dict[str, bool]:
+        self.busy -= 1
+        return {"isTriggerActive": self.busy >= 0}
+
+    def stop(self) -> None:
+        self.stopped_while_busy = self.busy > 0
+
+
+def test_queries_are_stopped_between_batches() -> None:
+    queries = [FakeQuery(3), FakeQuery(0)]
+    stop_between_batches(queries, timeout=30)  # type: ignore[arg-type]
+    assert [q.stopped_while_busy for q in queries] == [False, False]
+
+
+def test_a_batch_that_will_not_end_is_stopped_all_the_same() -> None:
+    query = FakeQuery(10**9)
+    stop_between_batches([query], timeout=0.2)  # type: ignore[list-item]
+    assert query.stopped_while_busy
+
+
+def properties(path: Path) -> dict[str, str]:
+    """A Java properties file's entries, continued lines joined."""
+    text = re.sub(r"\\\n\s*", "", path.read_text())
+    entries = (line.split("=", 1) for line in text.splitlines() if line.strip() and not line.startswith("#"))
+    return {key.strip(): value.strip() for key, value in entries}
+
+
+def test_spark_logs_warnings_and_up_as_json_and_leaves_slow_batches_to_us() -> None:
+    conf = properties(LOG4J2_CONFIG)
+    assert conf["rootLogger.level"] == "warn"
+    assert conf["appender.console.layout.type"] == "JsonTemplateLayout"
+    assert list(PYSPARK_JARS.glob("log4j-layout-template-json-*.jar")), "the layout is not on Spark's classpath"
+    template = json.loads(conf["appender.console.layout.eventTemplate"])
+    assert {"ts", "level", "component", "event", "logger", "error"} <= template.keys()
+    names = [key for key in conf if re.fullmatch(r"logger\.\w+\.name", key)]
+    levels = {conf[key]: conf[key.replace(".name", ".level")] for key in names}
+    assert levels["org.apache.spark.sql.execution.streaming.ProcessingTimeExecutor"] == "error"
+
+
+def test_the_session_hands_the_log_config_to_the_drivers_jvm() -> None:
+    options = spark_conf(Settings())["spark.driver.extraJavaOptions"]
+    assert options == f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}"
+    assert LOG4J2_CONFIG.is_file()
