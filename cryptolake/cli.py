@@ -46,11 +46,12 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
+    # Reads the recordings: one that cannot be read fails before anything is installed or started.
+    source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
+    pipeline = Pipeline(settings, source, jvm_per_layer=args.jvm_per_layer)
     stop = logs.stop_on_signals(logging.getLogger("cryptolake"))
     install(settings)
     services = LocalServices(settings)
-    source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
-    pipeline = Pipeline(settings, source, jvm_per_layer=args.jvm_per_layer)
     try:
         services.start()
         pipeline.start()
@@ -290,6 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         where = f" (the lake at {settings.s3_endpoint}: is MinIO up? `cryptolake up` runs it)"
         print(f"error: {exc}{where if args.command in LAKE_COMMANDS else ''}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # a file given that is not what it should be, e.g. a recording without trades
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -38,10 +38,13 @@ def received(path: Path) -> list[tuple[float, str]]:
     """(capture time, text) of every ``recv`` line."""
     found = []
     with path.open() as lines:
-        for line in lines:
-            entry = json.loads(line)
-            if entry["dir"] == "recv":
-                found.append((float(entry["t"]), entry["raw"]))
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+                if entry["dir"] == "recv":
+                    found.append((float(entry["t"]), entry["raw"]))
+            except UNREADABLE as exc:
+                raise ValueError(f"{path}, line {number}: not a recorded frame ({type(exc).__name__}: {exc})") from None
     return found
 
 

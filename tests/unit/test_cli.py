@@ -7,6 +7,7 @@ import argparse
 import subprocess
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -71,6 +72,7 @@ def test_bars_while_minio_is_down_is_one_line(
 MANY_BARS = """
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 import pyarrow as pa
 from cryptolake import cli, lake
 bar = {"exchange": "binance", "symbol": "BTC-USDT", "bar_start": datetime(2026, 11, 21, tzinfo=UTC)}
@@ -91,3 +93,16 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
         err = bars.stderr.read().decode()
         assert bars.wait(timeout=60) == 1
     assert err == ""
+
+
+@pytest.mark.parametrize("content", ["", '{"dir": "recv", "t": 1.0, "raw": "{}"}\n', "not json\n", '{"t": 1}\n'])
+def test_a_recording_that_is_no_recording_is_an_error_before_anything_starts(
+    content: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CRYPTOLAKE_LOCAL_HOME", str(tmp_path / "state"))
+    (tmp_path / "x.replay.jsonl").write_text(content)
+    argv = ["up", "--source", "replay", "--recording", str(tmp_path / "x.replay.jsonl")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert not (tmp_path / "state" / "logs").exists()  # nothing was started
