@@ -102,7 +102,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return port
 
 
-def _stat(pid: int) -> list[str] | None:
+def _stat(pid: int | str) -> list[str] | None:
     """The fields of /proc/PID/stat after the command name (state, ppid, ..., flags), where /proc tells them."""
     try:
         # The command name, in parentheses, may hold spaces and ")" itself: the fields follow its last ")".
@@ -118,8 +118,18 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    stat = _stat(pid)
-    return stat is None or stat[0] != "Z"  # a zombie still answers kill(0)
+    # A zombie still answers kill(0). A thread-group leader that has exited shows as one while the process's other
+    # threads still run (a JVM shutting down): the process is gone only once every thread of it is.
+    states = [task[0] for task in map(_stat, _tasks(pid)) if task]
+    return not states or any(state != "Z" for state in states)
+
+
+def _tasks(pid: int) -> list[str]:
+    """``PID/task/TID`` of each thread of ``pid``, as :func:`_stat` takes them, where /proc tells them."""
+    try:
+        return [f"{pid}/task/{task.name}" for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return []
 
 
 def _cmdline(pid: int) -> str | None:

@@ -93,5 +93,5 @@ def test_every_capture_replays_into_kafka_byte_for_byte(
     records = read_topic(settings.kafka_bootstrap, settings.kafka_topic, sum(expected.values()))
     got = Counter((r.header("exchange").decode(), r.key, r.value) for r in records)
     assert got == expected
-    assert all([name for name, _ in r.headers] == ["exchange", "received_at_us"] for r in records)
+    assert all([name for name, _ in r.headers] == ["exchange", "received_at_us", "replay"] for r in records)
     assert all(started_us <= int(r.header("received_at_us")) <= ended_us for r in records)

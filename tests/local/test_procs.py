@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,22 @@ def test_a_kernel_thread_that_took_a_stale_pid_is_not_the_service(tmp_path: Path
     process = sleeper(tmp_path)
     process.pidfile.write_text("2\n")
     assert process.running_pid() is None
+
+
+def test_a_process_whose_first_thread_has_exited_still_runs_until_its_last_thread_has(tmp_path: Path) -> None:
+    # The leader thread ends while another thread goes on, as a JVM's can during shutdown: the leader then shows as a
+    # zombie, though the process still runs.
+    code = "import ctypes, threading, time; threading.Thread(target=time.sleep, args=(60,)).start(); " \
+           "ctypes.CDLL(None).pthread_exit(None)"  # fmt: skip
+    argv = [sys.executable, "-c", code, str(tmp_path)]
+    own = sleeper(tmp_path)
+    pid = own.spawn(argv, os.environ, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the leader thread did not exit"
+            time.sleep(0.05)
+        assert sleeper(tmp_path).running_pid() == pid
+    finally:
+        own.stop()
+    assert sleeper(tmp_path).running_pid() is None
