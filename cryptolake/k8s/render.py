@@ -4,6 +4,7 @@ installs them, and kubeconform on the result. Used by tests/k8s; needs no cluste
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import tomllib
 from dataclasses import dataclass, field
@@ -48,6 +49,32 @@ def namespace() -> str:
     if len(namespaces) != 1:
         raise ValueError(f"skaffold.yaml's releases span namespaces {namespaces}")
     return namespaces.pop()
+
+
+def skaffold_images(tag: str) -> dict[str, str]:
+    """The template variables skaffold fills for its artifacts once built locally under ``tag`` (nothing pushed, so
+    the repository is the artifact's own name)."""
+    found = {}
+    for artifact in skaffold_config()["build"]["artifacts"]:
+        suffix = re.sub(r"[./:-]", "_", artifact["image"])
+        found[f"IMAGE_REPO_{suffix}"] = artifact["image"]
+        found[f"IMAGE_TAG_{suffix}"] = tag
+    return found
+
+
+def helm_install(release: dict[str, Any], operator_chart: Path, variables: dict[str, str]) -> list[str | Path]:
+    """Arguments of ``helm install`` for one skaffold release, as skaffold passes them, except for the waits: the
+    remote operator chart is the pinned module's copy, and each setValueTemplate has its variables filled."""
+    chart = REPO_ROOT / release["chartPath"] if "chartPath" in release else operator_chart
+    args: list[str | Path] = ["install", release["name"], chart, "--namespace", release["namespace"]]
+    if release.get("createNamespace"):
+        args.append("--create-namespace")
+    for values in release.get("valuesFiles", []):
+        args += ["--values", REPO_ROOT / values]
+    for key, template in release.get("setValueTemplates", {}).items():
+        value = re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: variables[m[1]], template)
+        args += ["--set", f"{key}={value}"]
+    return args
 
 
 def by_kind(docs: list[Manifest], kind: str) -> list[Manifest]:

@@ -3,12 +3,17 @@
 Binaries are built from their module's own go.mod and go.sum (so replace directives hold, which ``go install
 module@version`` refuses) and kept as ``<name>-<version>``; a second run finds them and costs nothing. Modules that
 are only read (charts, CRDs, OpenAPI) stay in Go's module cache, their folders remembered in a small index.
+
+Kubernetes and etcd replace their sibling modules with folders of their repository, which a module download lacks.
+Their pins name the published version of those siblings; they are built in a writable copy whose go.mod requires
+that version instead.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +35,7 @@ class Pin:
     module: str
     version: str
     package: str | None  # None: the module's files are read, nothing is built
+    siblings: str | None = None  # version of the published modules that stand in for local replace directives
 
     @property
     def ref(self) -> str:
@@ -41,15 +47,17 @@ def read_pins(path: Path = PIN_FILE) -> dict[str, Pin]:
     for line in path.read_text().splitlines():
         if not line.strip() or line.startswith("#"):
             continue
-        name, ref, package = line.split()
+        name, ref, package, *siblings = line.split()
         module, version = ref.split("@")
-        pins[name] = Pin(name, module, version, None if package == "-" else package)
+        pins[name] = Pin(name, module, version, None if package == "-" else package, *siblings)
     return pins
 
 
 def _go(args: list[str], cwd: Path | None = None) -> str:
+    # A go.work beside a module (Kubernetes ships one) would pull in folders its download lacks.
+    env = {**os.environ, "GOWORK": "off"}
     try:
-        done = subprocess.run(["go", *args], cwd=cwd, capture_output=True, text=True, check=False)
+        done = subprocess.run(["go", *args], cwd=cwd, env=env, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise ToolError("the Go toolchain (`go`) is not on PATH; it builds the pinned Kubernetes tools") from None
     if done.returncode != 0:
@@ -73,6 +81,43 @@ def module_dir(pin: Pin, tools_dir: Path = TOOLS_DIR) -> Path:
     return Path(info["Dir"])
 
 
+def _with_published_siblings(pin: Pin, source: Path, tools_dir: Path) -> Path:
+    """A writable copy of the module whose local replace directives give way to the published siblings."""
+    copy = tools_dir / "src" / pin.ref.replace("/", "_")
+    if copy.is_dir():
+        return copy
+    partial = copy.with_name(copy.name + ".part")
+    shutil.rmtree(partial, ignore_errors=True)
+    # The module cache's files are read-only; copied without their modes, go.mod and go.sum can be rewritten.
+    shutil.copytree(source, partial, copy_function=shutil.copyfile, symlinks=True)
+    partial.chmod(0o755)
+    mod = json.loads(_go(["mod", "edit", "-json"], cwd=partial))
+    required = {req["Path"] for req in mod.get("Require") or []}
+    edits = []
+    for rep in mod.get("Replace") or []:
+        if rep["New"]["Path"].startswith((".", "/")):
+            edits.append(f"-dropreplace={rep['Old']['Path']}")
+            if rep["Old"]["Path"] in required:
+                edits.append(f"-require={rep['Old']['Path']}@{pin.siblings}")
+    _go(["mod", "edit", *edits], cwd=partial)
+    partial.rename(copy)
+    return copy
+
+
+# Kubernetes' build scripts stamp its version into these packages; unstamped, the API server reports v0.0.0 and
+# charts' kubeVersion constraints reject it.
+VERSION_PACKAGES = {"k8s.io/kubernetes": ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")}
+
+
+def _ldflags(pin: Pin) -> str:
+    major, minor, _ = pin.version.removeprefix("v").split(".", 2)
+    stamps = {"gitVersion": pin.version, "gitMajor": major, "gitMinor": minor, "gitTreeState": "clean"}
+    flags = ["-s", "-w"]
+    for package in VERSION_PACKAGES.get(pin.module, ()):
+        flags += [f"-X {package}.{name}={value}" for name, value in stamps.items()]
+    return " ".join(flags)
+
+
 def binary(pin: Pin, tools_dir: Path = TOOLS_DIR) -> Path:
     """Path of the pinned tool's binary, built on first use."""
     if pin.package is None:
@@ -81,10 +126,15 @@ def binary(pin: Pin, tools_dir: Path = TOOLS_DIR) -> Path:
     if target.exists():
         return target
     source = module_dir(pin, tools_dir)
+    # Built in place where the module's own go.sum suffices: the module cache is read-only, and such a build writes
+    # nothing there. A copy with published siblings needs their sums added to its go.sum (-mod=mod).
+    flags = []
+    if pin.siblings:
+        source = _with_published_siblings(pin, source, tools_dir)
+        flags = ["-mod=mod"]
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
-    # Built in place: the module cache is read-only, and a build with the module's own go.sum writes nothing there.
-    _go(["build", "-trimpath", "-ldflags=-s -w", "-o", str(partial), f"./{pin.package}"], cwd=source)
+    _go(["build", "-trimpath", *flags, f"-ldflags={_ldflags(pin)}", "-o", str(partial), f"./{pin.package}"], cwd=source)
     partial.replace(target)
     return target
 

@@ -12,7 +12,8 @@ import yaml
 
 from cryptolake.k8s import render, tools
 
-# A first run builds helm, kubeconform, helm-unittest and skaffold from source: beyond the suite's per-test limit.
+# A first run builds helm, kubeconform, helm-unittest, skaffold and the control plane from source: beyond the suite's
+# per-test limit.
 INSTALL_TIMEOUT = 1800
 
 

@@ -1,0 +1,313 @@
+"""The deployment on a real control plane: etcd and kube-apiserver built from the pins, the four releases installed
+with helm in skaffold.yaml's order, and the pinned Spark Operator's controller and webhook running against it.
+
+No kubelet runs, so pods are API objects only: a driver pod is created but never starts, hence no executor pod is
+ever made, and no Deployment, Job or StatefulSet gets a pod (there is no controller-manager either). Instead of
+helm's --wait, which waits on pods, the operator's processes are waited for through their health endpoints.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import subprocess
+import sys
+import urllib.parse
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyspark
+import pytest
+import yaml
+
+from cryptolake.k8s import controlplane, render, sparkoperator, tools
+from cryptolake.k8s.controlplane import Api, ControlPlane
+from cryptolake.local.paths import REPO_ROOT
+from cryptolake.settings import secret_env_names
+from tests.k8s.conftest import INSTALL_TIMEOUT
+from tests.k8s.test_contract import parse_bytes
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or os.geteuid() != 0, reason="the cluster ranges' blackhole routes need root on Linux"
+)
+
+# Stands for whatever tag skaffold gives the images it builds.
+IMAGE_TAG = "tier1"
+NAMESPACE = render.namespace()
+DRIVER_CONTAINER = "spark-kubernetes-driver"
+LAYERS = ("bronze", "silver", "gold")
+
+
+@pytest.fixture(scope="session")
+def network() -> Iterator[None]:
+    with controlplane.blackholed():
+        yield
+
+
+@pytest.fixture(scope="session")
+def plane(
+    network: None, tool: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    folder = tmp_path_factory.mktemp("control-plane")
+    with controlplane.running(tool("etcd"), tool("kube-apiserver"), folder, INSTALL_TIMEOUT) as running:
+        yield running
+
+
+@dataclass(frozen=True)
+class Cluster:
+    plane: ControlPlane
+    helm: Path
+
+    @property
+    def api(self) -> Api:
+        return self.plane.api
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    plane: ControlPlane,
+    helm: Path,
+    tool: Callable[[str], Path],
+    pins: dict[str, tools.Pin],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """The releases installed one after the other; the operator runs before anything after it is installed."""
+    variables = render.skaffold_images(IMAGE_TAG)
+    spark_home = Path(pyspark.__file__).parent
+    with ExitStack() as stack:
+        for release in render.skaffold_config()["deploy"]["helm"]["releases"]:
+            args = render.helm_install(release, tools.operator_chart(pins), variables)
+            render.run([helm, *args, "--kubeconfig", plane.kubeconfig])
+            if "remoteChart" in release:
+                folder = tmp_path_factory.mktemp("spark-operator")
+                stack.enter_context(
+                    sparkoperator.running(
+                        plane, tool("spark-operator"), release["name"], NAMESPACE, spark_home, folder, INSTALL_TIMEOUT
+                    )
+                )
+        yield Cluster(plane, helm)
+
+
+def applications(api: Api) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get(
+        f"/apis/sparkoperator.k8s.io/v1beta2/namespaces/{NAMESPACE}/sparkapplications"
+    )["items"]
+    return items
+
+
+@pytest.fixture(scope="session")
+def drivers(cluster: Cluster) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Each layer's SparkApplication once SUBMITTED, with the driver pod spark-submit created for it."""
+    apps = applications(cluster.api)
+    assert {app["metadata"]["labels"]["app.kubernetes.io/component"] for app in apps} == set(LAYERS)
+
+    def states() -> dict[str, str]:
+        return {
+            app["metadata"]["name"]: app.get("status", {}).get("applicationState", {}).get("state", "")
+            for app in applications(cluster.api)
+        }
+
+    try:
+        controlplane.wait_for(
+            "every SparkApplication SUBMITTED", lambda: set(states().values()) == {"SUBMITTED"}, INSTALL_TIMEOUT
+        )
+    except controlplane.ControlPlaneError as exc:
+        status = {app["metadata"]["name"]: app.get("status") for app in applications(cluster.api)}
+        log = cluster.plane.processes[0].log.parent / "spark-operator-controller.log"
+        pytest.fail(f"{exc}\n{json.dumps(status, indent=1)}\n{log.read_text()[-8000:]}")
+    found = {}
+    for app in applications(cluster.api):
+        pod = cluster.api.get(f"/api/v1/namespaces/{NAMESPACE}/pods/{app['status']['driverInfo']['podName']}")
+        found[app["metadata"]["labels"]["app.kubernetes.io/component"]] = (app, pod)
+    return found
+
+
+def container(pod: dict[str, Any]) -> dict[str, Any]:
+    (found,) = [c for c in pod["spec"]["containers"] if c["name"] == DRIVER_CONTAINER]
+    return dict(found)
+
+
+def test_cluster_ranges_are_dropped_before_anything_starts(network: None) -> None:
+    """No packet for a service or pod address leaves the machine: the kernel has no route for them but a blackhole."""
+    for network_range in controlplane.CLUSTER_CIDRS:
+        assert controlplane.dropped(network_range), network_range
+    routes = json.loads(
+        subprocess.run(["ip", "-j", "route", "show", "type", "blackhole"], capture_output=True, check=True).stdout
+    )
+    assert {str(n) for n in controlplane.CLUSTER_CIDRS} <= {r["dst"] for r in routes}
+
+
+def test_api_server_reports_the_kind_nodes_version(plane: ControlPlane, pins: dict[str, tools.Pin]) -> None:
+    """Stamped at build time, so that charts' kubeVersion constraints see the real version."""
+    assert plane.api.get("/version")["gitVersion"] == pins["kubernetes"].version
+    assert pins["kube-apiserver"].version == pins["kubernetes"].version
+
+
+def test_etcd_is_the_one_kubernetes_is_built_against(pins: dict[str, tools.Pin]) -> None:
+    requires = (tools.module_dir(pins["kubernetes"]) / "go.mod").read_text()
+    assert f"{pins['etcd'].module} {pins['etcd'].version}" in requires
+
+
+def test_every_release_is_deployed_in_skaffolds_order(cluster: Cluster) -> None:
+    listed = json.loads(
+        render.run(
+            [
+                cluster.helm,
+                "list",
+                "--namespace",
+                NAMESPACE,
+                "--output",
+                "json",
+                "--kubeconfig",
+                cluster.plane.kubeconfig,
+            ]
+        )
+    )
+    releases = [r["name"] for r in render.skaffold_config()["deploy"]["helm"]["releases"]]
+    assert {r["name"]: r["status"] for r in listed} == dict.fromkeys(releases, "deployed")
+    assert [r["name"] for r in sorted(listed, key=lambda r: r["updated"])] == releases
+
+
+def test_webhooks_are_reached_on_loopback(cluster: Cluster) -> None:
+    for kind in ("mutatingwebhookconfigurations", "validatingwebhookconfigurations"):
+        for config in cluster.api.get(f"/apis/admissionregistration.k8s.io/v1/{kind}")["items"]:
+            for webhook in config["webhooks"]:
+                assert urllib.parse.urlsplit(webhook["clientConfig"]["url"]).hostname == controlplane.LOOPBACK
+
+
+def test_every_spark_application_is_submitted(drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]]) -> None:
+    for layer, (app, pod) in drivers.items():
+        assert app["status"]["applicationState"]["state"] == "SUBMITTED", layer
+        assert pod["metadata"]["labels"]["spark-role"] == "driver", layer
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_driver_pod_runs_the_image_skaffold_sets(
+    drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
+) -> None:
+    _, pod = drivers[layer]
+    assert container(pod)["image"] == f"cryptolake-spark:{IMAGE_TAG}"
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_driver_pod_writes_only_to_its_emptydirs(
+    drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
+) -> None:
+    """The webhook mounts the chart's volumes: /tmp and the image's working directory, where Spark 4 writes."""
+    _, pod = drivers[layer]
+    workdir = re.findall(r"^WORKDIR (\S+)$", (REPO_ROOT / "Dockerfile").read_text(), re.MULTILINE)[-1]
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    mounts = {m["mountPath"]: m for m in container(pod)["volumeMounts"]}
+    for path in ("/tmp", workdir):
+        assert path in mounts, path
+        assert not mounts[path].get("readOnly"), path
+        assert "emptyDir" in volumes[mounts[path]["name"]], path
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_driver_pod_gets_secrets_by_reference_only(
+    cluster: Cluster, drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
+) -> None:
+    _, pod = drivers[layer]
+    env = {e["name"]: e for e in container(pod)["env"]}
+    referenced: set[str] = set()
+    for name in secret_env_names():
+        assert "value" not in env[name], name
+        referenced.add(env[name]["valueFrom"]["secretKeyRef"]["name"])
+    secrets = [cluster.api.get(f"/api/v1/namespaces/{NAMESPACE}/secrets/{name}") for name in sorted(referenced)]
+    values = {base64.b64decode(v).decode() for secret in secrets for v in secret["data"].values()}
+    plain = " ".join(e.get("value", "") for c in pod["spec"]["containers"] for e in c.get("env", []))
+    plain += yaml.safe_dump(pod["metadata"].get("annotations", {}))
+    assert values and not [v for v in values if v in plain]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_driver_pod_is_non_root_on_a_read_only_root_filesystem(
+    drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
+) -> None:
+    _, pod = drivers[layer]
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"]["runAsUser"] > 0
+    context = container(pod)["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_driver_pod_memory_limit_is_heap_plus_overhead(
+    drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
+) -> None:
+    app, pod = drivers[layer]
+    shape = app["spec"]["driver"]
+    limit = parse_bytes(container(pod)["resources"]["limits"]["memory"])
+    assert limit == parse_bytes(shape["memory"]) + parse_bytes(shape["memoryOverhead"])
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_kubectl_logs_selectors_find_the_driver(
+    cluster: Cluster, drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
+) -> None:
+    """The README's `kubectl logs -l app.kubernetes.io/component=<layer>[,spark-role=driver]`."""
+    _, pod = drivers[layer]
+    for selector in (f"app.kubernetes.io/component={layer}", f"app.kubernetes.io/component={layer},spark-role=driver"):
+        query = urllib.parse.urlencode({"labelSelector": selector})
+        listed = cluster.api.get(f"/api/v1/namespaces/{NAMESPACE}/pods?{query}")["items"]
+        assert [p["metadata"]["name"] for p in listed] == [pod["metadata"]["name"]], selector
+
+
+def allowed(api: Api, account: str, namespace: str, verb: str, resource: str) -> bool:
+    """`kubectl auth can-i --as system:serviceaccount:<namespace>:<account>`."""
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{NAMESPACE}:{account}",
+            "groups": ["system:serviceaccounts", f"system:serviceaccounts:{NAMESPACE}"],
+            "resourceAttributes": {"namespace": namespace, "verb": verb, "resource": resource},
+        },
+    }
+    return bool(api.request("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", review)["status"]["allowed"])
+
+
+def test_drivers_service_account_manages_executors_and_nothing_more(
+    cluster: Cluster, drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]]
+) -> None:
+    accounts = {pod["spec"]["serviceAccountName"] for _, pod in drivers.values()}
+    assert accounts == {app["spec"]["driver"]["serviceAccount"] for app, _ in drivers.values()}
+    (account,) = accounts
+    for verb in ("create", "get", "list", "watch", "delete"):
+        for resource in ("pods", "services", "configmaps"):
+            assert allowed(cluster.api, account, NAMESPACE, verb, resource), (verb, resource)
+    assert not allowed(cluster.api, account, NAMESPACE, "get", "secrets")
+    assert not allowed(cluster.api, account, "default", "create", "pods")
+
+
+# Objects the fixture changed: the webhook configurations, pointed at loopback.
+REROUTED = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+
+
+@pytest.mark.parametrize("variant", render.VARIANTS)
+def test_server_side_apply_of_every_rendered_object(cluster: Cluster, renderer: render.Renderer, variant: str) -> None:
+    """What the schema checks cannot see: admission, the webhooks' validation and the API server's own rules."""
+    resources = controlplane.discover(cluster.api)
+    failures = []
+    for obj in renderer.stack(variant):
+        path = controlplane.object_path(resources, obj, NAMESPACE)
+        try:
+            if obj["kind"] in REROUTED:
+                # Applied over the fixture's loopback url, the chart's Service would make two targets: the chart's
+                # version replaces the live one whole instead.
+                version = cluster.api.get(path)["metadata"]["resourceVersion"]
+                replacement = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
+                cluster.api.request("PUT", f"{path}?dryRun=All", replacement)
+            else:
+                cluster.api.apply(path, obj, dry_run=True)
+        except controlplane.ApiError as exc:
+            failures.append(f"{obj['kind']} {obj['metadata']['name']}: {exc}")
+    assert not failures, "\n".join(failures)
