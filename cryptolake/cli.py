@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -150,16 +151,23 @@ def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
     bars = _bars(settings, args)
     if not bars:
         return _no_bars(args)
-    for bar in bars:
-        if args.json:
-            print(json.dumps({k: _json_value(bar[k]) for k in BAR_FIELDS}))
-        else:
-            print(
-                f"{bar['bar_start']:%Y-%m-%d %H:%M} {bar['exchange']:<9} {bar['symbol']:<10} O {bar['open']} "
-                f"H {bar['high']} L {bar['low']} C {bar['close']} V {bar['volume']} vwap {bar['vwap']:.8g} "
-                f"n {bar['trades']}"
-            )
+    _print_rows(bars, BAR_FIELDS, args.json, _bar_line)
     return 0
+
+
+def _bar_line(bar: dict[str, Any]) -> str:
+    return (
+        f"{bar['bar_start']:%Y-%m-%d %H:%M} {bar['exchange']:<9} {bar['symbol']:<10} O {bar['open']} "
+        f"H {bar['high']} L {bar['low']} C {bar['close']} V {bar['volume']} vwap {bar['vwap']:.8g} n {bar['trades']}"
+    )
+
+
+def _print_rows(
+    rows: list[dict[str, Any]], fields: tuple[str, ...], as_json: bool, line: Callable[[dict[str, Any]], str]
+) -> None:
+    """Each row as one JSON object of ``fields`` (decimals exactly, as strings), or as ``line`` writes it."""
+    for row in rows:
+        print(json.dumps({k: _json_value(row[k]) for k in fields}) if as_json else line(row))
 
 
 LATE_FIELDS = ("exchange", "symbol", "trade_id", "price", "size", "side", "event_time", "bar_start", "silver_time")
@@ -168,18 +176,18 @@ LATE_FIELDS = ("exchange", "symbol", "trade_id", "price", "size", "side", "event
 def cmd_late(settings: Settings, args: argparse.Namespace) -> int:
     late = lake.read_late_trades(settings, args.interval, across_venues=args.all_venues).to_pylist()
     chosen = [t for t in late if args.symbol in (None, t["symbol"]) and args.exchange in (None, t["exchange"])]
-    for trade in chosen:
-        if args.json:
-            print(json.dumps({k: _json_value(trade[k]) for k in LATE_FIELDS}))
-        else:
-            print(
-                f"{trade['event_time']:%Y-%m-%d %H:%M:%S.%f} {trade['exchange']:<9} {trade['symbol']:<10} "
-                f"id {trade['trade_id']} P {trade['price']} S {trade['size']} missed its bar "
-                f"{trade['bar_start']:%H:%M} (in silver at {trade['silver_time']:%H:%M:%S})"
-            )
+    _print_rows(chosen, LATE_FIELDS, args.json, _late_line)
     if not chosen:
         print(f"no late trades for the {args.interval} bars{' across venues' if args.all_venues else ''}")
     return 0
+
+
+def _late_line(trade: dict[str, Any]) -> str:
+    return (
+        f"{trade['event_time']:%Y-%m-%d %H:%M:%S.%f} {trade['exchange']:<9} {trade['symbol']:<10} "
+        f"id {trade['trade_id']} P {trade['price']} S {trade['size']} missed its bar "
+        f"{trade['bar_start']:%H:%M} (in silver at {trade['silver_time']:%H:%M:%S})"
+    )
 
 
 def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
