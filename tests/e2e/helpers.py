@@ -7,18 +7,30 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from cryptolake.local.kafka import ensure_topic
+from cryptolake.local.minio import ensure_bucket
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import Pipeline
 from cryptolake.settings import Settings
 from tests.reference import Bar
 
 DEADLINE_S = 480
+
+
+def private_stack(services: Settings, name: str, partitions: int, **changes: Any) -> Settings:
+    """Settings of a topic and a bucket of their own on the session's services, both created, with 2 s triggers."""
+    run = f"{name}-{uuid.uuid4().hex[:8]}"
+    settings = services.with_(kafka_topic=run, lake_bucket=run, trigger_interval="2 seconds", **changes)
+    ensure_topic(settings, partitions=partitions)
+    ensure_bucket(settings)
+    return settings
 
 
 def cli(settings: Settings, *args: str) -> str:

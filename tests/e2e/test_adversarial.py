@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,14 +23,12 @@ from confluent_kafka import Producer
 
 from bench import frames, workload
 from cryptolake import lake
-from cryptolake.local.kafka import ensure_topic
-from cryptolake.local.minio import ensure_bucket
 from cryptolake.runner import Pipeline
 from cryptolake.settings import Settings
 from ingestion import synthetic
 from jobs.layers import BRONZE_TABLE, GOLD_OUTPUTS, QUARANTINE_TABLE, SILVER_TABLE, gold_query
 from tests import reference
-from tests.e2e.helpers import bar_key, cli, us, wait_for
+from tests.e2e.helpers import bar_key, cli, private_stack, us, wait_for
 from tests.fixtures import recording
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
@@ -113,19 +110,11 @@ def _gold_watermark_ms(settings: Settings, interval: str = "1m", across: bool = 
 
 @pytest.fixture(scope="module")
 def run(services: Settings) -> Iterator[Run]:
-    name = uuid.uuid4().hex[:8]
-    settings = services.with_(
-        kafka_topic=f"adversarial-{name}",
-        lake_bucket=f"adversarial-{name}",
-        trigger_interval="2 seconds",
-        gold_watermark=f"{WATERMARK_S} seconds",
-        shuffle_partitions=2,
-        max_offsets_per_trigger=300,
-    )
     # One partition: the layers see the records in the order of their ingest times (partitions read out of step are
     # another matter, see the README's "Late trades").
-    ensure_topic(settings, partitions=1)
-    ensure_bucket(settings)
+    settings = private_stack(
+        services, "adversarial", 1, gold_watermark=f"{WATERMARK_S} seconds", max_offsets_per_trigger=300
+    )
     # Ten minutes ago: every ingest time, the repeat's included, is in the past.
     start_ms = int(time.time() * 1000) // 60_000 * 60_000 - 600_000
     records = _stream(start_ms)

@@ -7,20 +7,17 @@ same trades, and silver must hold each trade exactly once.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from cryptolake import lake
-from cryptolake.local.kafka import ensure_topic
-from cryptolake.local.minio import ensure_bucket
 from cryptolake.runner import Pipeline, Source
 from cryptolake.settings import Settings
 from ingestion.synthetic import Trade, generate
 from jobs.layers import BRONZE_TABLE, SILVER_TABLE
 from tests import reference
-from tests.e2e.helpers import assert_gold_equals, bar_key, final_bars, us, wait_for
+from tests.e2e.helpers import assert_gold_equals, bar_key, final_bars, private_stack, us, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
@@ -33,17 +30,7 @@ WATERMARK_S = 5
 
 @pytest.fixture(scope="module", params=[True, False], ids=["jvm-per-layer", "one-jvm"])
 def pipeline(services: Settings, request: pytest.FixtureRequest) -> Iterator[tuple[Pipeline, list[Trade]]]:
-    run = uuid.uuid4().hex[:8]
-    settings = services.with_(
-        kafka_topic=f"e2e-{run}",
-        lake_bucket=f"e2e-{run}",
-        symbols=SYMBOLS,
-        trigger_interval="2 seconds",
-        gold_watermark=f"{WATERMARK_S} seconds",
-        shuffle_partitions=2,
-    )
-    ensure_topic(settings, partitions=2)
-    ensure_bucket(settings)
+    settings = private_stack(services, "e2e", 2, symbols=SYMBOLS, gold_watermark=f"{WATERMARK_S} seconds")
     start_ms = int(time.time() * 1000) - 300_000  # in the past: event times stay near ingest times
     source = Source(kind="synthetic", count=TRADES, rate=RATE, seed=SEED, start_ms=start_ms, speed="max")
     trades = list(generate(SYMBOLS, seed=SEED, start_ms=start_ms, rate=RATE, count=TRADES))

@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,13 +20,11 @@ import pytest
 from confluent_kafka import Producer
 
 from cryptolake import lake
-from cryptolake.local.kafka import ensure_topic
-from cryptolake.local.minio import ensure_bucket
 from cryptolake.runner import Pipeline, Source
 from cryptolake.settings import Settings
 from jobs.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
 from tests import reference
-from tests.e2e.helpers import assert_gold_equals, bar_key, cli, final_bars, us, wait_for
+from tests.e2e.helpers import assert_gold_equals, bar_key, cli, final_bars, private_stack, us, wait_for
 from tests.fixtures import recording
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
@@ -77,16 +74,7 @@ class Replayed:
 
 @pytest.fixture(scope="module")
 def replayed(services: Settings) -> Iterator[Replayed]:
-    run = uuid.uuid4().hex[:8]
-    settings = services.with_(
-        kafka_topic=f"real-{run}",
-        lake_bucket=f"real-{run}",
-        trigger_interval="2 seconds",
-        gold_watermark=f"{WATERMARK_S} seconds",
-        shuffle_partitions=2,
-    )
-    ensure_topic(settings, partitions=2)
-    ensure_bucket(settings)
+    settings = private_stack(services, "real", 2, gold_watermark=f"{WATERMARK_S} seconds")
     producer = Producer({"bootstrap.servers": settings.kafka_bootstrap, "enable.idempotence": True, "acks": "all"})
     trades = []
     for exchange, relative in RECORDINGS:
@@ -180,15 +168,8 @@ def test_reset_deletes_the_layer_and_names_what_to_reset_next(replayed: Replayed
 
 def test_up_replays_recordings_of_any_venue_through_the_ingestor(services: Settings, tmp_path: Path) -> None:
     """`cryptolake up --source replay`: the local venue serves the recordings, the real ingestor reads them."""
-    run = uuid.uuid4().hex[:8]
-    settings = services.with_(
-        kafka_topic=f"replay-{run}",
-        lake_bucket=f"replay-{run}",
-        trigger_interval="2 seconds",
-        local_home=str(tmp_path),  # its own processes' pid files, beside the module's running pipeline
-    )
-    ensure_topic(settings, partitions=2)
-    ensure_bucket(settings)
+    # Its own processes' pid files, beside the module's running pipeline.
+    settings = private_stack(services, "replay", 2, local_home=str(tmp_path))
     chosen = [RECORDINGS[3], RECORDINGS[4]]  # Bybit and OKX: frames with several trades, ids as text
     expected = reference.unique(t for exchange, rel in chosen for *_, found in recorded_trade_frames(exchange, rel)
                                 for t in found)  # fmt: skip
