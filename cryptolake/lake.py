@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from cryptolake.settings import Settings
-from jobs.layers import SILVER_TABLE, Layer, gold_query, gold_table
+from cryptolake.settings import Settings, duration_seconds
+from jobs.layers import BAR_INTERVALS, SILVER_TABLE, Layer, gold_query, gold_table
 
 METADATA_DIR = "_spark_metadata"
 
@@ -119,12 +119,6 @@ def read_bars(
     return bars.filter(mask).sort_by(order)
 
 
-# Bar widths as pyarrow's floor_temporal spells them; bars start on multiples of their width since the epoch, as
-# Spark's windows do.
-_WIDTHS = {"1m": (1, "minute"), "5m": (5, "minute"), "1h": (1, "hour")}
-_UNIT_US = {"minute": 60_000_000, "hour": 3_600_000_000}
-
-
 def committed_watermark(settings: Settings, query: str, s3: fs.FileSystem | None = None) -> int | None:
     """The watermark (ms since the epoch) of ``query``'s newest committed batch, from its checkpoint; None before.
 
@@ -160,14 +154,15 @@ def read_late_trades(
     if watermark_ms is None or trades.num_rows == 0:
         return trades.slice(0, 0)
     bars = read_table(settings, gold_table(interval, across_venues), s3=s3)
-    multiple, unit = _WIDTHS[interval]
+    # Bars start on multiples of their width since the epoch, as Spark's windows do.
+    width_s = int(duration_seconds(BAR_INTERVALS[interval]))
     key = ["symbol", "bar_start"] if across_venues else ["exchange", "symbol", "bar_start"]
-    trades = trades.append_column("bar_start", pc.floor_temporal(trades["event_time"], multiple, unit))
+    trades = trades.append_column("bar_start", pc.floor_temporal(trades["event_time"], width_s, "second"))
     if bars.num_rows == 0:  # no bar emitted yet: a table of none, with the columns to join on
         bars = pa.table({**{k: trades[k].slice(0, 0) for k in key}, "last_silver_time": trades["silver_time"][:0]})
     joined = trades.join(bars.select([*key, "last_silver_time"]), keys=key, join_type="left outer")
     bar_start_us = pc.cast(pc.cast(joined["bar_start"], pa.timestamp("us")), pa.int64())
-    passed = pc.less_equal(pc.add(bar_start_us, multiple * _UNIT_US[unit]), watermark_ms * 1000)
+    passed = pc.less_equal(pc.add(bar_start_us, width_s * 1_000_000), watermark_ms * 1000)
     late = pc.or_kleene(
         pc.greater(joined["silver_time"], joined["last_silver_time"]),
         pc.and_kleene(pc.is_null(joined["last_silver_time"]), passed),

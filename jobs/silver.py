@@ -78,7 +78,7 @@ def _reject_reason(bounds: Bounds) -> Column:
         .when(_not_a_number(price) | _not_a_number(size), "missing or malformed price or size")
         .when((price <= 0) | (size <= 0), "non-positive price or size")
         .when(~F.col("price_exact") | ~F.col("size_exact"), "price or size beyond the lake's range or precision")
-        .when(F.col("price") * F.col("size") >= schemas.MAX_QUOTE_AMOUNT, "trade value beyond the lake's range")
+        .when(F.col("quote_amount") >= schemas.MAX_QUOTE_AMOUNT, "trade value beyond the lake's range")
         .when(F.col("side").isNull(), "missing or unknown taker side")
         .when(F.col("event_time").isNull(), "no event time")
         .when(F.col("ingest_time").isNull(), "no ingest time")
@@ -124,6 +124,7 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             price_exact.alias("price_exact"),
             size.alias("size"),
             size_exact.alias("size_exact"),
+            (price * size).alias("quote_amount"),
             F.when(F.col("trade.side").isin("buy", "sell"), F.col("trade.side")).alias("side"),
             F.col("trade.event_time").alias("event_time"),
         )
@@ -137,7 +138,7 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             "trade_id",
             "price",
             "size",
-            (F.col("price") * F.col("size")).alias("quote_amount"),
+            "quote_amount",
             "side",
             "event_time",
             "ingest_time",
@@ -155,7 +156,7 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
     )
 
 
-def dedup_clock(parsed: DataFrame, max_kafka_lead_seconds: float) -> Column:
+def dedup_clock(max_kafka_lead_seconds: float) -> Column:
     """The clock silver deduplicates on: Kafka time, but never older than silver's own clock less the lead bound.
 
     Kafka time is the ingestor's clock, which venues cannot skew. Alone it could still leave a row below the
@@ -164,7 +165,7 @@ def dedup_clock(parsed: DataFrame, max_kafka_lead_seconds: float) -> Column:
     (the latest clock less twice the bound) when it comes: no row is ever dropped, only its duplicates.
     """
     floor = F.current_timestamp() - F.expr(f"make_dt_interval(0, 0, 0, {max_kafka_lead_seconds})")
-    return F.greatest(parsed["kafka_timestamp"], floor)
+    return F.greatest(F.col("kafka_timestamp"), floor)
 
 
 def valid_trades(parsed: DataFrame, watermark: str) -> DataFrame:
@@ -177,7 +178,7 @@ def valid_trades(parsed: DataFrame, watermark: str) -> DataFrame:
         rows = rows.withColumn("_copy", F.row_number().over(first)).where("_copy = 1")
         return rows.select(*schemas.SILVER.fieldNames())
     return (
-        rows.withColumn("dedup_time", dedup_clock(rows, max_kafka_lead_seconds(watermark)))
+        rows.withColumn("dedup_time", dedup_clock(max_kafka_lead_seconds(watermark)))
         .withWatermark("dedup_time", watermark)
         .dropDuplicatesWithinWatermark(key)
         .select(*schemas.SILVER.fieldNames())
