@@ -19,7 +19,7 @@ from pathlib import Path
 from cryptolake import lake
 from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
-from cryptolake.local.procs import ManagedProcess, free_port
+from cryptolake.local.procs import ManagedProcess, ServiceError, free_port
 from cryptolake.settings import Settings
 from cryptolake.status import Progress, freshest_bars
 from ingestion import recordings
@@ -145,8 +145,10 @@ class Pipeline:
         restarted = []
         for name in self.failed():
             if name not in self.restarts or self.restarts[name] >= MAX_RESTARTS:
-                raise RuntimeError(
-                    f"{name} exited (restarted {self.restarts.get(name, 0)} times); see {self.paths.logs}"
+                process = self.children[name]
+                raise ServiceError(
+                    f"{name} exited with code {process.exit_code()} (restarted {self.restarts.get(name, 0)} times)",
+                    process.log,
                 )
             self.children[name].stop()  # reaps it
             self._spawn(name)

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from cryptolake.local.procs import free_port
+
 # RFC 2544's benchmarking range: never routed on the internet, and unlikely to be anyone's real network.
 SERVICE_CIDR = IPv4Network("198.18.0.0/16")
 POD_CIDR = IPv4Network("198.19.0.0/16")
@@ -33,12 +35,6 @@ LOOPBACK = "127.0.0.1"
 
 class ControlPlaneError(RuntimeError):
     """The control plane could not be made safe, started or reached."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:

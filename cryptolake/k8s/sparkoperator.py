@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptolake.k8s import controlplane as cp
+from cryptolake.local.procs import free_port
 
 COMPONENTS = ("webhook", "controller")
 
@@ -84,12 +85,12 @@ def running(
                 plane, namespace, spec["serviceAccountName"], folder / f"{component}.kubeconfig"
             )
             env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
-            health = cp.free_port()
+            health = free_port()
             # Loopback instead of every interface for the probes and metrics; later flags win.
             args += [f"--health-probe-bind-address={cp.LOOPBACK}:{health}"]
-            args += [f"--metrics-bind-address={cp.LOOPBACK}:{cp.free_port()}"]
+            args += [f"--metrics-bind-address={cp.LOOPBACK}:{free_port()}"]
             if component == "webhook":
-                port = cp.free_port()
+                port = free_port()
                 ca_cert = seed_webhook_certs(plane, args, folder)
                 point_webhooks_at_loopback(plane.api, args, port, ca_cert)
                 args += [f"--webhook-port={port}", f"--webhook-cert-dir={folder / 'serving-certs'}"]

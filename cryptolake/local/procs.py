@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -19,6 +20,12 @@ from pathlib import Path
 LOG_TAIL_LINES = 25
 PF_FLAGS = 6  # index of the flags among the fields of /proc/PID/stat after the command name
 PF_KTHREAD = 0x00200000  # the flag of a kernel thread
+PORT_FLOOR = 20_000  # free_port's lowest port: above the fixed ports of common servers
+PORT_TRIES = 200
+LINUX_EPHEMERAL_START = 32_768  # the kernel's default ip_local_port_range starts here
+
+_random = random.SystemRandom()
+_handed_out: set[int] = set()
 
 
 class ServiceError(RuntimeError):
@@ -95,11 +102,34 @@ def can_connect(host: str, port: int, timeout: float = 0.5) -> bool:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now; the kernel picks it from the ephemeral range."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
+    """A port nothing listens on now, below the kernel's ephemeral range, and not handed out before by this process.
+
+    The kernel gives ports of the ephemeral range to every outgoing connection and every bind to port 0 (Spark's,
+    Kafka clients', S3 uploads'): one of those could take a port chosen there before its service binds it, and the
+    service would fail to start. Below the range only other choosers like this one compete.
+    """
+    low = _ephemeral_range_start()
+    for _ in range(PORT_TRIES):
+        port = _random.randrange(PORT_FLOOR, low)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
         return port
+    raise OSError(f"no free port on {host} between {PORT_FLOOR} and {low} after {PORT_TRIES} tries")
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = LINUX_EPHEMERAL_START
+    # A range that starts low leaves no room below it: choose from the usual Linux range's lower neighbours then.
+    return low if low > PORT_FLOOR + PORT_TRIES else LINUX_EPHEMERAL_START
 
 
 def _stat(pid: int | str) -> list[str] | None:
@@ -177,6 +207,10 @@ class ManagedProcess:
                 return pid
         self.pidfile.unlink(missing_ok=True)
         return None
+
+    def exit_code(self) -> int | None:
+        """The exit code of the process this object spawned, once it has exited; None while it runs or if unknown."""
+        return None if self._popen is None else self._popen.poll()
 
     def _pid_from_file(self) -> int | None:
         try:

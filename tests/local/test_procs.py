@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptolake.local.procs import ManagedProcess
+from cryptolake.local.procs import ManagedProcess, free_port
 
 SPAWNS = 100  # the race this guards against hit in most tries of a loop of 20
 
@@ -75,3 +76,15 @@ def test_a_process_whose_first_thread_has_exited_still_runs_until_its_last_threa
     finally:
         own.stop()
     assert sleeper(tmp_path).running_pid() is None
+
+
+def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice() -> None:
+    # The kernel gives ports of that range to outgoing connections: one could take a chosen port before its service
+    # binds it (the ingestor exited at start this way once, in a test that spawns four more JVMs at the same time).
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(50)]
+    assert all(port < low for port in ports), ports
+    assert len(set(ports)) == len(ports)
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
