@@ -66,6 +66,17 @@ def java() -> str:
     return found
 
 
+def cluster_id() -> str:
+    """A new cluster ID as Kafka writes them, URL-safe base64 of a random UUID, never starting with "-".
+
+    One in 64 would, and the storage tool takes such an argument for an option and refuses to format.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 class Kafka:
     """The broker of one state folder: ``data/kafka``, ``logs/kafka.log``, ``run/kafka.pid``."""
 
@@ -99,8 +110,8 @@ class Kafka:
         jvm = [java(), *JVM_OPTS, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", f"{dest}/*"]
         self._write_config()
         if not (self.data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-            format_cmd = ["kafka.tools.StorageTool", "format", "--config", str(self.config), "--cluster-id", cluster_id]
+            fresh = ["--config", str(self.config), "--cluster-id", cluster_id()]
+            format_cmd = ["kafka.tools.StorageTool", "format", *fresh]
             # --standalone: this node alone is the controller quorum, written into the metadata log once.
             self.process.run_once([*jvm, *format_cmd, "--standalone"], os.environ, 120, "Kafka storage format")
         log.info("starting Kafka %s on %s:%d", KAFKA_VERSION, self.host, self.port)
