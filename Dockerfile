@@ -17,7 +17,7 @@ ENV UV_PYTHON_INSTALL_DIR=/opt/python \
 RUN python3 -m pip install --no-cache-dir "uv==${UV_VERSION}"
 
 # The jars come from the list and the stdlib-only fetcher that local setup uses, each checked against its sha256.
-COPY spark-jars.txt cryptolake/jars.py /tmp/jars/
+COPY spark-jars.txt core/jars.py /tmp/jars/
 RUN python3 /tmp/jars/jars.py --list /tmp/jars/spark-jars.txt --dest /opt/cryptolake-jars
 
 # The final stage copies /opt/python either way: empty when the base's interpreter is used.
@@ -28,6 +28,7 @@ WORKDIR /opt/cryptolake
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project --no-install-package pyspark --python "${PYTHON:-${PYTHON_VERSION}}"
 COPY README.md ./
+COPY core ./core
 COPY cryptolake ./cryptolake
 COPY ingestion ./ingestion
 COPY jobs ./jobs

@@ -24,8 +24,8 @@ from bench import backfill, floor, live, machine, plot, produce, results
 from bench.procfs import MemorySampler
 from bench.stack import Stack, Tuning, bench_home, layer_pids
 from bench.workload import Fit, Workload
+from core.settings import Settings
 from cryptolake.runner import Pipeline
-from cryptolake.settings import Settings
 
 RESULTS = Path(__file__).with_name("results")
 SCENARIOS = ("backfill", "floor", "live")

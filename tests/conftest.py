@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices, install
-from cryptolake.settings import Settings
 
 
 def stack_settings(home: Path) -> Settings:

@@ -10,7 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ingestion import synthetic
+from cryptolake.venue import synthetic
 
 US_PER_MS = 1_000
 

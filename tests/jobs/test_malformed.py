@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bench import frames, workload
-from ingestion.exchanges import FEEDS, FrameKind
+from core.venues import FEEDS, FrameKind
 from jobs.silver import parse_trades, quarantined, valid_trades
 from tests import malformed
 from tests.jobs.rows import RECEIVED_US, bronze, bronze_row

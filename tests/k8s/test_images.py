@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cryptolake.jars import read_pins
-from cryptolake.k8s.render import pyspark_version
+from core.jars import read_pins
+from core.settings import Settings
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import Settings
+from tests.k8s.render import pyspark_version
 
 SPARK_DOCKERFILE = REPO_ROOT / "Dockerfile"
 INGESTOR_DOCKERFILE = REPO_ROOT / "images" / "ingestor" / "Dockerfile"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from core.settings import Settings
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import ONE_JVM, Pipeline, Source
-from cryptolake.settings import Settings
 from tests.ingestion.harness import wait_until
 
 # Stands in for the layers' command: says where it runs and whose code it imports, then exits.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cryptolake.settings import Settings, SettingsError, duration_seconds, env_name, env_names, secret_env_names
+from core.settings import Settings, SettingsError, duration_seconds, env_name, env_names, secret_env_names
 
 
 def test_defaults_without_environment() -> None:

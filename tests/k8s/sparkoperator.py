@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cryptolake.k8s import controlplane as cp
+from tests.k8s import controlplane as cp
 
 COMPONENTS = ("webhook", "controller")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from ingestion.exchanges.base import (
+from core.venues.base import (
     CONTROL,
     Exchange,
     Parsed,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ingestion.exchanges.base import (
+from core.venues.base import (
     CONTROL,
     Exchange,
     FrameKind,

@@ -16,7 +16,7 @@ from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from ingestion.exchanges import FEEDS
+from core.venues import FEEDS
 
 ENV_PREFIX = "CRYPTOLAKE_"
 

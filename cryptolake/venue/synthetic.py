@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ingestion.exchanges import Binance
+from core.venues import Binance
 
 # Rough price levels, so the demo's bars look like the markets they are named after.
 START_PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 550.0, "XRP": 0.6, "DOGE": 0.12}
