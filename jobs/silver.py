@@ -13,6 +13,7 @@ from pyspark.sql.types import DecimalType
 from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
 from core.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings, duration_seconds
+from core.venues import LAKE_VENUES
 from jobs import schemas, venues
 from jobs.runtime import Stage, run_layer, write_table
 
@@ -70,7 +71,7 @@ def _reject_reason(bounds: Bounds) -> Column:
     old = f"event time more than {bounds.max_age_hours} h before ingest time"
     lead = f"Kafka time more than {bounds.max_kafka_lead_seconds:g} s ahead of silver's clock"
     return (
-        F.when(~F.col("exchange").isin(*venues.PARSERS) | F.col("exchange").isNull(), "unknown exchange")
+        F.when(~F.col("exchange").isin(*LAKE_VENUES) | F.col("exchange").isNull(), "unknown exchange")
         .when(F.col("trades").isNull(), "unparseable frame")
         .when(F.size("trades") == 0, "frame carries no trade")
         .when(F.col("trade_id").isNull(), "no trade id")

@@ -1,6 +1,9 @@
-"""Venues the ingestor can connect to, by the name the configuration gives their feed."""
+"""The venue registry: every feed the ingestor can connect to, and the venues whose trades the lake keeps.
 
-from core.venues.base import Exchange, FrameKind, Parsed, Timing
+Adding a venue is one module beside these and its class in ``FEEDS``.
+"""
+
+from core.venues.base import Exchange, FrameKind, LakeVenue, Parsed, Timing, TradeText
 from core.venues.binance import Binance
 from core.venues.bybit import Bybit
 from core.venues.coinbase import Coinbase
@@ -12,9 +15,12 @@ from core.venues.okx import Okx
 FEEDS: dict[str, type[Exchange]] = {
     cls.feed: cls for cls in (Binance, Kraken, Coinbase, Bybit, Okx, KrakenV1, CoinbaseExchange)
 }
+# By the name silver knows a frame's venue by (its Kafka `exchange` header): each venue's current protocol.
+LAKE_VENUES: dict[str, type[LakeVenue]] = {cls.name: cls for cls in FEEDS.values() if issubclass(cls, LakeVenue)}
 
 __all__ = [
     "FEEDS",
+    "LAKE_VENUES",
     "Binance",
     "Bybit",
     "Coinbase",
@@ -23,7 +29,9 @@ __all__ = [
     "FrameKind",
     "Kraken",
     "KrakenV1",
+    "LakeVenue",
     "Okx",
     "Parsed",
     "Timing",
+    "TradeText",
 ]

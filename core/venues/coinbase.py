@@ -3,11 +3,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from core.venues.base import CONTROL, Exchange, Parsed, Timing, compact, rejected, rfc3339_ms, trade_id, trades
+from core.venues.base import (
+    CONTROL,
+    LakeVenue,
+    Parsed,
+    ReferenceTrade,
+    Timing,
+    TradeText,
+    compact,
+    iso_us,
+    rejected,
+    rfc3339_ms,
+    rfc3339_us,
+    trade_id,
+    trades,
+)
+
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
+TAKER_OF_MAKER = {"BUY": "sell", "SELL": "buy"}  # Coinbase reports the maker's side
 
 
-class Coinbase(Exchange):
+class Coinbase(LakeVenue):
     """Coinbase Advanced Trade, channel ``market_trades``, plus ``heartbeats`` so quiet connections stay open.
 
     A trade frame (the first is a ``snapshot`` of recent trades, newest first; then ``update`` events)::
@@ -24,6 +45,10 @@ class Coinbase(Exchange):
     endpoint = "wss://advanced-trade-ws.coinbase.com"
     timing = Timing(silence=10.0)  # heartbeats come every second
     max_symbols_per_connection = 1000
+    frame_schema = (
+        "channel STRING, events ARRAY<STRUCT<type: STRING, trades: ARRAY<STRUCT<product_id: STRING, trade_id: STRING, "
+        "price: STRING, size: STRING, time: STRING, side: STRING>>>>"
+    )
 
     def url(self, base_url: str) -> str:
         return base_url.rstrip("/")
@@ -53,3 +78,45 @@ class Coinbase(Exchange):
             # Subscriptions are the only requests the ingestor makes.
             return rejected(f"{message.get('message')}: {message.get('reason', '')}".rstrip(": "))
         return CONTROL
+
+    @staticmethod
+    def spark_trades(message: Column) -> Column:
+        from pyspark.sql import functions as F
+
+        from core.venues.spark import opposite, trade
+
+        parsed = F.transform(
+            F.flatten(F.transform(message["events"], lambda e: e["trades"])),
+            lambda t: trade(
+                t["product_id"],
+                t["trade_id"],
+                t["price"],
+                t["size"],
+                opposite(t["side"]),
+                F.try_to_timestamp(t["time"]),
+            ),
+        )
+        return F.when(message["channel"] == "market_trades", parsed)
+
+    @staticmethod
+    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
+        if message.get("channel") != "market_trades":
+            return None
+        return [
+            (d["product_id"], d["trade_id"], d["price"], d["size"], TAKER_OF_MAKER[d["side"]], rfc3339_us(d["time"]))
+            for event in message["events"]
+            for d in event["trades"]
+        ]
+
+    @staticmethod
+    def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:
+        stamp = iso_us(time_us)
+        data = ",".join(
+            f'{{"product_id":"{symbol}","trade_id":"{t.trade_id}","price":"{t.price}","size":"{t.size}",'
+            f'"time":"{stamp}","side":"{"SELL" if t.taker_buy else "BUY"}"}}'
+            for t in trades
+        )
+        return [
+            f'{{"channel":"market_trades","client_id":"","timestamp":"{stamp}","sequence_num":{trades[0].trade_id},'
+            f'"events":[{{"type":"update","trades":[{data}]}}]}}'
+        ]

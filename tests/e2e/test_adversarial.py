@@ -56,7 +56,7 @@ class Record:
 
 def _okx_frame(trade: synthetic.Trade) -> str:
     sold = workload.Trade(trade.trade_id, float(trade.price), float(trade.size), not trade.buyer_is_maker)
-    return frames.okx(workload.Burst("okx", trade.symbol, 2, 0.0, (sold,)), trade.time_ms * 1000)[0]
+    return frames.render(workload.Burst("okx", trade.symbol, 2, 0.0, (sold,)), trade.time_ms * 1000)[0]
 
 
 def _binance(trades: list[synthetic.Trade]) -> list[Record]:

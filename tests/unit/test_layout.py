@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -59,3 +61,9 @@ def test_an_import_up_or_sideways_is_named(package: str, source: str) -> None:
 
 def test_imports_down_and_within_pass() -> None:
     assert wrong_way("cryptolake", "from core import logs\nfrom cryptolake.local import paths\nimport jobs") == []
+
+
+def test_the_ingestor_imports_without_pyspark() -> None:
+    # Its image has no pyspark: the venues' Spark parsers import it only when the jobs call them.
+    code = "import sys; sys.modules['pyspark'] = None; import ingestion.app, core.venues"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT)
