@@ -1,5 +1,6 @@
 # The Spark image of the bronze, silver and gold SparkApplications: the official Apache Spark image of pyspark's
-# version, the jars pinned in spark-jars.txt on Spark's classpath, and the project installed from uv.lock.
+# version, the jars pinned in spark-jars.txt on Spark's classpath, the jobs' dependency group from uv.lock, and the
+# two packages the jobs run: core and jobs.
 ARG SPARK_IMAGE=apache/spark:4.0.0-scala2.13-java17-python3-ubuntu
 
 FROM ${SPARK_IMAGE} AS build
@@ -26,21 +27,19 @@ WORKDIR /opt/cryptolake
 # pyspark stays out of the venv: spark-submit puts the image's own pyspark (the same version) on PYTHONPATH, and the
 # wheel would add a second copy of every Spark jar.
 COPY pyproject.toml uv.lock ./
-RUN uv sync --frozen --no-dev --no-install-project --no-install-package pyspark --python "${PYTHON:-${PYTHON_VERSION}}"
-COPY README.md ./
+RUN uv sync --frozen --no-default-groups --group jobs --no-install-project --no-install-package pyspark --python "${PYTHON:-${PYTHON_VERSION}}"
 COPY core ./core
-COPY cryptolake ./cryptolake
-COPY ingestion ./ingestion
 COPY jobs ./jobs
-RUN uv sync --frozen --no-dev --no-editable --no-install-package pyspark --python "${PYTHON:-${PYTHON_VERSION}}"
 
 FROM ${SPARK_IMAGE}
 COPY --from=build /opt/python /opt/python
 COPY --from=build /opt/cryptolake-jars/ /opt/spark/jars/
 # The SparkApplications run local:///opt/cryptolake/jobs/<layer>.py with the venv's interpreter.
 COPY --from=build /opt/cryptolake /opt/cryptolake
+# The packages run from their folder, not installed: the image holds no other part of the project.
 ENV PYSPARK_PYTHON=/opt/cryptolake/.venv/bin/python \
     PYSPARK_DRIVER_PYTHON=/opt/cryptolake/.venv/bin/python \
+    PYTHONPATH=/opt/cryptolake \
     PYTHONDONTWRITEBYTECODE=1
 # The base's working directory, stated here because the chart mounts a writable emptyDir on it (spark.workDir).
 WORKDIR /opt/spark/work-dir
