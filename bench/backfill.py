@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import batchlog
-from bench.procfs import tree_cpu
+from bench.processes import tree_cpu
 from bench.produce import Loaded
 from bench.stack import Stack, Tuning, layer_pids, pipeline
 from core.layers import LAYERS

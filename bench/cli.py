@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from bench import backfill, floor, live, machine, plot, produce, results
-from bench.procfs import MemorySampler
+from bench.processes import MemorySampler
 from bench.stack import Stack, Tuning, bench_home, layer_pids
 from bench.workload import Fit, Workload
 from core.settings import Settings
