@@ -15,7 +15,6 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -42,7 +41,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _setting(text: str) -> tuple[str, str]:
     name, value = _pair(text)
-    if name not in {f.name for f in fields(Settings)}:
+    if name not in Settings.model_fields:
         raise argparse.ArgumentTypeError(f"{name!r} is no setting; see `cryptolake settings` (lower case, no prefix)")
     return name, value
 

@@ -30,11 +30,21 @@ class Contents:
     packages: set[str]  # the project's packages it copies in
 
 
-# What each image contains: its role's dependency group (pyproject.toml) and the packages that role runs. The Spark
-# image leaves pyspark to its base, whose own copy spark-submit puts on PYTHONPATH.
+# What each image contains: core's dependencies (the settings model's), its role's dependency group (pyproject.toml)
+# and the packages that role runs. The Spark image leaves pyspark to its base, whose own copy spark-submit puts on
+# PYTHONPATH.
+CORE = {
+    "pydantic-settings",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-extensions",
+    "typing-inspection",
+    "python-dotenv",
+}
 IMAGES = {
-    INGESTOR_DOCKERFILE: Contents({"confluent-kafka", "websocket-client"}, {"core", "ingestion"}),
-    SPARK_DOCKERFILE: Contents({"py4j"}, {"core", "jobs"}),
+    INGESTOR_DOCKERFILE: Contents(CORE | {"confluent-kafka", "websocket-client"}, {"core", "ingestion"}),
+    SPARK_DOCKERFILE: Contents(CORE | {"py4j"}, {"core", "jobs"}),
 }
 
 
