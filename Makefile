@@ -7,10 +7,10 @@ UV := .cryptolake/tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test bench lint format clean
+.PHONY: help setup demo test test-fast bench lint format clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(UV):
 	python3 -m venv .cryptolake/tools/uv
@@ -28,6 +28,9 @@ demo: setup ## Run the whole pipeline locally on the synthetic venue until Ctrl-
 
 test: setup lint ## Run every test: unit, Spark transforms, Kubernetes renders, end to end on local services
 	$(BIN)/python -m pytest
+
+test-fast: $(BIN)/cryptolake ## Run the unit and Spark transform tests only (no services; about two minutes idle)
+	$(BIN)/python -m pytest -m "unit or transform"
 
 bench: setup ## Measure the pipeline (throughput, freshness, memory; about 12 min) into bench/results/
 	$(BIN)/python -m bench

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from bench import batchlog
-from bench.procfs import tree_cpu
+from bench.processes import tree_cpu
 from bench.produce import Loaded
 from bench.stack import Stack, Tuning, layer_pids, pipeline
+from core.layers import LAYERS
 from cryptolake.local.paths import LocalPaths
 from cryptolake.runner import Pipeline
-from jobs.layers import LAYERS
 
 POLL_S = 1.0
 

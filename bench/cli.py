@@ -15,17 +15,16 @@ import shlex
 import signal
 import sys
 import time
-from dataclasses import fields
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from bench import backfill, floor, live, machine, plot, produce, results
-from bench.procfs import MemorySampler
+from bench.processes import MemorySampler
 from bench.stack import Stack, Tuning, bench_home, layer_pids
 from bench.workload import Fit, Workload
+from core.settings import Settings
 from cryptolake.runner import Pipeline
-from cryptolake.settings import Settings
 
 RESULTS = Path(__file__).with_name("results")
 SCENARIOS = ("backfill", "floor", "live")
@@ -42,7 +41,7 @@ def _pair(text: str) -> tuple[str, str]:
 
 def _setting(text: str) -> tuple[str, str]:
     name, value = _pair(text)
-    if name not in {f.name for f in fields(Settings)}:
+    if name not in Settings.model_fields:
         raise argparse.ArgumentTypeError(f"{name!r} is no setting; see `cryptolake settings` (lower case, no prefix)")
     return name, value
 

@@ -17,8 +17,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
+from core.settings import Settings
 from cryptolake import lake
-from cryptolake.settings import Settings
 
 TIME = "t"  # the watched time column, as microseconds since the epoch
 

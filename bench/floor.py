@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
 
+from core.settings import Settings
 from cryptolake import lake
-from cryptolake.settings import Settings
 
 FILE_RECORDS = 200_000
 WORKER_START_S = 5.0  # time for the workers to import and connect before they start together

@@ -26,12 +26,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from core.settings import Settings
 from cryptolake.local.kafka import Kafka, ensure_topic, install_kafka
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import can_connect, free_port
-from cryptolake.settings import Settings
-from ingestion.recordings import load
-from ingestion.replay import metric_total
+from cryptolake.venue.recordings import load
+from cryptolake.venue.replay import metric_total
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "binance"
@@ -91,7 +91,7 @@ def one_run(bootstrap: str, recordings: list[Path], repeat: int, expected: int, 
     ensure_topic(settings, partitions=4)
     port = free_port()
     ingestor_cpu, others = cpus
-    venue_cmd = [sys.executable, "-m", "ingestion.venue", "--port", str(port), "--speed", "max"]
+    venue_cmd = [sys.executable, "-m", "cryptolake.venue.server", "--port", str(port), "--speed", "max"]
     venue = subprocess.Popen(
         [*venue_cmd, "--repeat", str(repeat), "--recording", *map(str, recordings)],
         stdout=subprocess.DEVNULL,

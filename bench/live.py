@@ -28,8 +28,8 @@ from bench.produce import SENT_BIN_US, Pacer
 from bench.stack import Stack, Tuning, pipeline
 from bench.stats import percentile, summary
 from bench.workload import Workload
+from core.layers import SILVER_TABLE, gold_table
 from cryptolake.runner import Pipeline
-from jobs.layers import SILVER_TABLE, gold_table
 
 TAIL_S = 45.0
 CATCH_UP_S = 120.0

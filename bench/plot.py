@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from typing import Any
 
-from bench.png import Canvas, Color
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 
-WIDTH = 1000
-LABEL_W = 300
-BAR_W = 420
-ROW_H = 26
-TITLE_H = 40
-MARGIN = 20
-BAR: Color = (70, 110, 170)
-FLOOR: Color = (160, 160, 160)
-TOTAL: Color = (200, 120, 50)
-TARGET: Color = (200, 30, 30)
-GREY: Color = (90, 90, 90)
+WIDTH_INCHES = 12
+DPI = 100
+BAR = "#466eaa"
+FLOOR = "#a0a0a0"
+TOTAL = "#c87832"
+TARGET = "#c81e1e"
 
 
 @dataclass(frozen=True)
@@ -25,19 +26,17 @@ class Row:
     label: str
     value: float | None  # None: not measured, or not reached (drawn as n/a)
     text: str
-    color: Color = BAR
+    color: str = BAR
 
 
 @dataclass(frozen=True)
 class Panel:
     title: str
+    unit: str  # the x axis
     rows: list[Row]
     target: float
     target_label: str
-
-    @property
-    def height(self) -> int:
-        return TITLE_H + ROW_H * len(self.rows) + 30
+    legend: dict[str, str]  # what each bar colour means
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -49,67 +48,82 @@ def panels(results: dict[str, Any]) -> list[Panel]:
     layers = backfill["layers"]
     floor = results.get("floor_trades_per_s")
     throughput = [
-        Row(layer.upper(), layers.get(layer), _fmt(layers.get(layer), 0)) for layer in ("bronze", "silver", "gold")
+        Row(layer.capitalize(), layers.get(layer), _fmt(layers.get(layer), 0)) for layer in ("bronze", "silver", "gold")
     ]
     throughput.append(
-        Row("END TO END", results["backfill_trades_per_s"], _fmt(results["backfill_trades_per_s"], 0), TOTAL)
+        Row("End to end", results["backfill_trades_per_s"], _fmt(results["backfill_trades_per_s"], 0), TOTAL)
     )
-    throughput.append(Row("FLOOR", floor, _fmt(floor, 0), FLOOR))
+    throughput.append(Row("Floor", floor, _fmt(floor, 0), FLOOR))
     freshness = []
     for rate, window in (results.get("live") or {}).get("rates", {}).items():
         for layer in ("silver", "gold"):
             s = window[f"{layer}_freshness_s"]
             freshness.append(
-                Row(f"{layer.upper()} AT {rate}/S", s["p99"], f"P99 {_fmt(s['p99'])}  P50 {_fmt(s['p50'])}")
+                Row(f"{layer.capitalize()} at {rate}/s", s["p99"], f"p99 {_fmt(s['p99'])}  p50 {_fmt(s['p50'])}")
             )
     memory = results["memory"]
     rss = [
-        Row(name.upper(), gib, _fmt(gib, 2), BAR if name in memory["in_stack"] else FLOOR)
+        Row(name, gib, _fmt(gib, 2), BAR if name in memory["in_stack"] else FLOOR)
         for name, gib in memory["peak_rss_gib"].items()
     ]
-    rss.append(Row("STACK TOTAL", results["stack_peak_rss_gib"], _fmt(results["stack_peak_rss_gib"], 2), TOTAL))
+    rss.append(Row("Stack total", results["stack_peak_rss_gib"], _fmt(results["stack_peak_rss_gib"], 2), TOTAL))
     return [
         Panel(
-            f"BACKFILL, TRADES/S (MEDIAN OF {backfill['runs']}; FLOOR: KAFKA TO PARQUET, NO SPARK)",
+            f"Backfill throughput, median of {backfill['runs']} runs",
+            "trades per second",
             throughput,
             50_000,
-            "TARGET 50,000",
+            "target: 50,000 trades/s",
+            {BAR: "one layer", TOTAL: "the three layers", FLOOR: "floor: Kafka to Parquet, no Spark"},
         ),
-        Panel("LIVE FRESHNESS, SECONDS", freshness, 10, "TARGET: SILVER P99 10 S AT 500/S"),
-        Panel("PEAK RSS, GIB (WITH CHILD JVMS), GREY: NOT IN THE STACK", rss, 4, "TARGET: STACK 4 GIB"),
+        Panel(
+            "Live freshness: from a trade to its row",
+            "seconds (bar: p99)",
+            freshness,
+            10,
+            "target: silver p99 10 s at 500/s",
+            {BAR: "p99"},
+        ),
+        Panel(
+            "Peak resident memory, child JVMs included",
+            "GiB",
+            rss,
+            4,
+            "target: stack 4 GiB",
+            {BAR: "in the stack", FLOOR: "not in the stack", TOTAL: "the stack at its peak"},
+        ),
     ]
 
 
-def _draw(canvas: Canvas, panel: Panel, top: int) -> None:
-    canvas.text(MARGIN, top + 10, panel.title, scale=2)
-    values = [r.value for r in panel.rows if r.value is not None]
-    scale = BAR_W / (max([*values, panel.target]) * 1.1)
-    x0 = MARGIN + LABEL_W
-    y = top + TITLE_H
-    for row in panel.rows:
-        canvas.text(MARGIN, y + 6, row.label, GREY)
-        width = 0 if row.value is None else max(1, round(row.value * scale))
-        canvas.rect(x0, y + 3, width, ROW_H - 6, row.color)
-        canvas.text(x0 + width + 6, y + 6, row.text, scale=2)
-        y += ROW_H
-    tx = x0 + round(panel.target * scale)
-    for dash in range(top + TITLE_H, y, 6):  # a dashed line at the target
-        canvas.rect(tx, dash, 2, 3, TARGET)
-    canvas.text(max(x0, tx - Canvas.text_width(panel.target_label, 1) // 2), y + 6, panel.target_label, TARGET, 1)
+def _draw(axes: Axes, panel: Panel) -> None:
+    positions = range(len(panel.rows))
+    values = [row.value or 0.0 for row in panel.rows]
+    bars = axes.barh(positions, values, color=[row.color for row in panel.rows])
+    axes.bar_label(bars, labels=[row.text for row in panel.rows], padding=4)
+    axes.set_yticks(positions, [row.label for row in panel.rows])
+    axes.invert_yaxis()  # first row on top
+    axes.axvline(panel.target, color=TARGET, linestyle="--")
+    axes.set_xlim(0, max([*values, panel.target]) * 1.3)  # room for the value beside the longest bar
+    axes.set_title(panel.title, loc="left")
+    axes.set_xlabel(panel.unit)
+    handles: list[Artist] = [Patch(color=color, label=meaning) for color, meaning in panel.legend.items()]
+    handles.append(Line2D([], [], color=TARGET, linestyle="--", label=panel.target_label))
+    axes.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the bars
+    axes.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:,g}"))
 
 
 def render(results: dict[str, Any]) -> bytes:
     machine, load = results["machine"], results["load_average"]
     footer = (
-        f"{results['date']}  {machine['cores']} CORES, {machine['ram_gib']} GIB, {machine['cpu_model']}, "
-        f"LOAD AVERAGE {load['start'][0]} AT START, {load['end'][0]} AT END  "
-        f"{results['workload']['trades']:,} TRADES"
+        f"{results['date']}; {machine['cores']} cores, {machine['ram_gib']} GiB, {machine['cpu_model']}; "
+        f"load average {load['start'][0]} at start, {load['end'][0]} at end; {results['workload']['trades']:,} trades"
     )
     parts = panels(results)
-    canvas = Canvas(WIDTH, sum(p.height for p in parts) + 3 * MARGIN)
-    top = MARGIN
-    for panel in parts:
-        _draw(canvas, panel, top)
-        top += panel.height
-    canvas.text(MARGIN, top + 4, footer, GREY, scale=1)
-    return canvas.png()
+    heights = [len(panel.rows) + 2 for panel in parts]  # a row per bar, and room for title and axis
+    figure = Figure(figsize=(WIDTH_INCHES, 0.4 * sum(heights) + 0.5), dpi=DPI, layout="constrained")
+    for axes, panel in zip(figure.subplots(len(parts), 1, height_ratios=heights), parts, strict=True):
+        _draw(axes, panel)
+    figure.supxlabel(footer, fontsize="small", color="dimgray")
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()

@@ -12,8 +12,9 @@ from confluent_kafka import Producer
 
 from bench.frames import Record, records
 from bench.workload import Workload, take
-from cryptolake.settings import Settings
-from ingestion.producer import EXCHANGE_HEADER, RECEIVED_HEADER, Headers, producer_config
+from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER
+from core.settings import Settings
+from ingestion.producer import Headers, producer_config
 
 # How long after a trade the backfilled records say the ingestor received it: the order of a venue's send delay.
 BACKFILL_RECEIVE_DELAY_US = 50_000

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.settings import Settings, env_name
 from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.minio import ensure_bucket
 from cryptolake.local.paths import CACHE, LocalPaths
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices, install
 from cryptolake.runner import Pipeline
-from cryptolake.settings import Settings, env_name
 
 TOPIC_PARTITIONS = 4  # as `cryptolake up` creates it
 

@@ -16,15 +16,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from cryptolake import chart, lake, logs
+from core import logs
+from core.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
+from core.settings import Settings, SettingsError, describe
+from cryptolake import chart, lake
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.local.services import LocalServices, install
 from cryptolake.runner import Pipeline, Source, down, up_lock
-from cryptolake.settings import Settings, SettingsError, describe
-from ingestion.cli import add_commands as add_ingestion_commands
-from ingestion.venue import parse_speed
-from jobs.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
+from cryptolake.venue.cli import add_commands as add_ingestion_commands
+from cryptolake.venue.server import parse_speed
 
 STATUS_SECONDS = 5.0
 

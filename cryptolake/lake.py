@@ -11,8 +11,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from cryptolake.settings import Settings, duration_seconds
-from jobs.layers import BAR_INTERVALS, SILVER_TABLE, Layer, gold_query, gold_table
+from core.layers import BAR_INTERVALS, SILVER_TABLE, Layer, gold_query, gold_table
+from core.settings import Settings, duration_seconds
 
 METADATA_DIR = "_spark_metadata"
 

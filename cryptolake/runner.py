@@ -16,14 +16,14 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
 from cryptolake.local.procs import ManagedProcess, ServiceError, free_port
-from cryptolake.settings import Settings
 from cryptolake.status import Progress, freshest_bars
-from ingestion import recordings
-from ingestion.replay import ingestor_settings
+from cryptolake.venue import recordings
+from cryptolake.venue.replay import ingestor_settings
 
 LAYERS = ("bronze", "silver", "gold")
 ONE_JVM = "layers"  # the process running all three layers in one Spark driver
@@ -97,7 +97,7 @@ class Pipeline:
     def _command_lines(self) -> dict[str, list[str]]:
         commands = {}
         if self.source is not None and self.source.kind != "live":
-            venue = [sys.executable, "-m", "ingestion.venue", "--port", str(self.venue_port)]
+            venue = [sys.executable, "-m", "cryptolake.venue.server", "--port", str(self.venue_port)]
             commands["venue"] = venue + self.source.venue_args(self.settings)
         if self.source is not None:
             commands["ingestor"] = [sys.executable, "-m", "ingestion"]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from jobs.layers import BRONZE_TABLE, LAYERS, QUARANTINE_QUERY, SILVER_TABLE
+from core.layers import BRONZE_TABLE, LAYERS, QUARANTINE_QUERY, SILVER_TABLE
 
 RATE_SECONDS = 60.0  # a layer's rate is over the batches of this last minute
 UNREACHABLE_SECONDS = 30.0  # a venue not reached for this long gets a warning line

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from cryptolake import logs
-from cryptolake.settings import Settings, SettingsError
+from core import logs
+from core.settings import Settings, SettingsError
 from ingestion.config import connections
 from ingestion.ingestor import Ingestor
 from ingestion.metrics import Heartbeat, Metrics, serve

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cryptolake.settings import Settings, SettingsError, env_name
-from ingestion.exchanges import FEEDS, Binance, Exchange
+from core.settings import Settings, SettingsError, env_name
+from core.venues import FEEDS, Binance, Exchange
 
 # The setting that lists each venue's symbols; CRYPTOLAKE_SYMBOLS were Binance's before there were other venues.
 SYMBOL_SETTINGS = {

@@ -17,12 +17,12 @@ from typing import Protocol
 
 import websocket
 
-from cryptolake import logs
-from ingestion.exchanges import Exchange, FrameKind, Parsed
-from ingestion.exchanges.base import UNREADABLE, error
+from core import logs
+from core.throttle import Throttle
+from core.venues import Exchange, FrameKind, Parsed
+from core.venues.base import UNREADABLE, error
 from ingestion.metrics import Metrics, Series
 from ingestion.producer import MAX_FRAME_BYTES
-from ingestion.throttle import Throttle
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from ingestion.exchanges import Exchange, FrameKind, Parsed
+from core.venues import Exchange, FrameKind, Parsed
 from ingestion.gaps import GapTracker
 from ingestion.metrics import Metrics, Series
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from cryptolake import logs
+from core import logs
 from ingestion.metrics import Metrics, Series
 
 log = logging.getLogger(__name__)

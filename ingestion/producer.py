@@ -8,16 +8,13 @@ import time
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from cryptolake import logs
+from core import logs
+from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
+from core.throttle import Throttle
 from ingestion.metrics import Metrics
-from ingestion.throttle import Throttle
 
 log = logging.getLogger(__name__)
 
-EXCHANGE_HEADER = "exchange"
-RECEIVED_HEADER = "received_at_us"
-# Set to "1" on frames of a recording being replayed: silver lets their age pass (README, "Quarantine").
-REPLAY_HEADER = "replay"
 # The largest frame Kafka takes with its default limits (Redpanda's and Kafka's are about 1 MiB a batch).
 MAX_FRAME_BYTES = 1_000_000
 BLOCKED_LOG_SECONDS = 30.0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from core.layers import BRONZE_TABLE, SILVER_TABLE
 from jobs import bronze, gold, silver
-from jobs.layers import BRONZE_TABLE, SILVER_TABLE
 from jobs.runtime import Stage, run_layer
 
 

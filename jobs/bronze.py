@@ -8,8 +8,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
-from cryptolake.settings import Settings
-from jobs.layers import BRONZE_TABLE
+from core.layers import BRONZE_TABLE
+from core.settings import Settings
 from jobs.runtime import Stage, run_layer, write_table
 
 

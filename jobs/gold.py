@@ -8,9 +8,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
-from cryptolake.settings import Settings
+from core.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_query, gold_table
+from core.settings import Settings
 from jobs import schemas
-from jobs.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_query, gold_table
 from jobs.runtime import Stage, run_layer, write_table
 
 

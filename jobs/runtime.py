@@ -16,10 +16,10 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
-from cryptolake import logs
-from cryptolake.settings import Settings, SettingsError, duration_seconds
-from ingestion.throttle import Throttle
-from jobs.layers import QUARANTINE_QUERY
+from core import logs
+from core.layers import QUARANTINE_QUERY
+from core.settings import Settings, SettingsError, duration_seconds
+from core.throttle import Throttle
 from jobs.session import build_session
 
 log = logging.getLogger("jobs")

@@ -1,10 +1,8 @@
-"""Schemas of the lake's tables and of the venues' frames, shared by the jobs and their tests."""
+"""Schemas of the lake's tables, shared by the jobs and their tests (each venue's frame schema is in core/venues/)."""
 
 from pyspark.sql.types import (
     ArrayType,
     BinaryType,
-    BooleanType,
-    DataType,
     DateType,
     DecimalType,
     IntegerType,
@@ -41,99 +39,6 @@ BRONZE = StructType(
     ]
 )
 
-
-def _struct(**fields: DataType) -> StructType:
-    return StructType([StructField(name, kind) for name, kind in fields.items()])
-
-
-# Wire schemas of the venues' trade frames. Prices and sizes are read as strings, whether the venue sends JSON strings
-# or numbers (Spark keeps a number's text), and typed later without loss.
-
-# Binance's "t" and "T" (and Bybit's "s" and "S") differ only in case, which Spark's field resolution does not tell
-# apart: the parsers cast these structs, by position, to the readable names of the second schema before using them.
-BINANCE_TRADE_WIRE = _struct(
-    e=StringType(), s=StringType(), t=LongType(), p=StringType(), q=StringType(), T=LongType(), m=BooleanType()
-)
-BINANCE_TRADE = _struct(
-    event_type=StringType(),
-    venue_symbol=StringType(),
-    trade_id=LongType(),
-    price=StringType(),
-    quantity=StringType(),
-    trade_time=LongType(),
-    buyer_is_maker=BooleanType(),
-)
-BINANCE_FRAME = _struct(stream=StringType(), data=BINANCE_TRADE_WIRE)
-
-KRAKEN_FRAME = _struct(
-    channel=StringType(),
-    type=StringType(),
-    data=ArrayType(
-        _struct(
-            symbol=StringType(),
-            side=StringType(),
-            price=StringType(),
-            qty=StringType(),
-            trade_id=LongType(),
-            timestamp=StringType(),
-        )
-    ),
-)
-
-COINBASE_FRAME = _struct(
-    channel=StringType(),
-    events=ArrayType(
-        _struct(
-            type=StringType(),
-            trades=ArrayType(
-                _struct(
-                    product_id=StringType(),
-                    trade_id=StringType(),
-                    price=StringType(),
-                    size=StringType(),
-                    time=StringType(),
-                    side=StringType(),
-                )
-            ),
-        )
-    ),
-)
-
-BYBIT_TRADE_WIRE = _struct(i=StringType(), T=LongType(), p=StringType(), v=StringType(), S=StringType(), s=StringType())
-BYBIT_TRADE = _struct(
-    trade_id=StringType(),
-    trade_time=LongType(),
-    price=StringType(),
-    volume=StringType(),
-    taker_side=StringType(),
-    venue_symbol=StringType(),
-)
-BYBIT_FRAME = _struct(topic=StringType(), data=ArrayType(BYBIT_TRADE_WIRE))
-
-OKX_FRAME = _struct(
-    arg=_struct(channel=StringType(), instId=StringType()),
-    data=ArrayType(
-        _struct(
-            instId=StringType(),
-            tradeId=StringType(),
-            px=StringType(),
-            sz=StringType(),
-            side=StringType(),
-            ts=StringType(),
-        )
-    ),
-)
-
-# What every venue's parser returns for one trade; the symbol is null where the frame only has the venue's unsplit
-# spelling (BTCUSDT), and the Kafka key's canonical symbol stands in.
-PARSED_TRADE = _struct(
-    symbol=StringType(),
-    trade_id=StringType(),
-    price=StringType(),
-    size=StringType(),
-    side=StringType(),
-    event_time=TimestampType(),
-)
 
 SILVER = StructType(
     [

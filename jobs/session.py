@@ -6,8 +6,8 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from cryptolake.jars import read_pins
-from cryptolake.settings import Settings
+from core.jars import read_pins
+from core.settings import Settings
 
 # Spark's own logging: warnings and errors, one JSON object a line (README, "Logs").
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")

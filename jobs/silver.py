@@ -10,12 +10,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DecimalType
 
-from cryptolake.settings import Settings, duration_seconds
+from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
+from core.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
+from core.settings import Settings, duration_seconds
+from core.venues import LAKE_VENUES
 from jobs import schemas, venues
-from jobs.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
 from jobs.runtime import Stage, run_layer, write_table
-
-REPLAY_HEADER = "replay"
 
 
 def _header(name: str) -> Column:
@@ -71,7 +71,7 @@ def _reject_reason(bounds: Bounds) -> Column:
     old = f"event time more than {bounds.max_age_hours} h before ingest time"
     lead = f"Kafka time more than {bounds.max_kafka_lead_seconds:g} s ahead of silver's clock"
     return (
-        F.when(~F.col("exchange").isin(*venues.PARSERS) | F.col("exchange").isNull(), "unknown exchange")
+        F.when(~F.col("exchange").isin(*LAKE_VENUES) | F.col("exchange").isNull(), "unknown exchange")
         .when(F.col("trades").isNull(), "unparseable frame")
         .when(F.size("trades") == 0, "frame carries no trade")
         .when(F.col("trade_id").isNull(), "no trade id")
@@ -105,9 +105,9 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             "partition",
             "offset",
             "kafka_timestamp",
-            _header("exchange").alias("exchange"),
+            _header(EXCHANGE_HEADER).alias("exchange"),
             F.try_element_at(F.split(F.col("key").cast("string"), ":", 2), F.lit(2)).alias("key_symbol"),
-            F.timestamp_micros(_header("received_at_us").try_cast("long")).alias("ingest_time"),
+            F.timestamp_micros(_header(RECEIVED_HEADER).try_cast("long")).alias("ingest_time"),
             F.coalesce(_header(REPLAY_HEADER) == "1", F.lit(False)).alias("replayed"),
         )
         # Step 2: parse each frame once, with its venue's parser.

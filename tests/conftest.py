@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: settings for private local stacks, and one Kafka + MinIO for the session."""
+"""Fixtures shared by every test (settings for private local stacks, one Kafka + MinIO for the session) and the
+markers of `make test-fast`."""
 
 from __future__ import annotations
 
@@ -7,10 +8,21 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices, install
-from cryptolake.settings import Settings
+
+# `make test-fast` runs the tests of these folders only, by their marker: no services, one local SparkSession.
+FOLDER_MARKERS = {"unit": "unit", "bench": "unit", "jobs": "transform"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        folder = item.path.relative_to(tests).parts[0]
+        if folder in FOLDER_MARKERS:
+            item.add_marker(FOLDER_MARKERS[folder])
 
 
 def stack_settings(home: Path) -> Settings:

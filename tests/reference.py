@@ -1,4 +1,5 @@
-"""Plain-Python trades and bars, written apart from the Spark jobs, for the tests to compare them with."""
+"""Plain-Python trades (by each venue's reference parser, core/venues/) and bars, written apart from the Spark jobs,
+for the tests to compare them with."""
 
 from __future__ import annotations
 
@@ -6,13 +7,11 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
-from ingestion import synthetic
-
-US_PER_MS = 1_000
+from core.venues import LAKE_VENUES
+from core.venues.base import US_PER_MS
+from cryptolake.venue import synthetic
 
 
 @dataclass(frozen=True)
@@ -60,46 +59,12 @@ def from_synthetic(trade: synthetic.Trade, exchange: str = "binance") -> Trade:
     )
 
 
-def _iso_us(text: str) -> int:
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
 def trades_of(exchange: str, raw: str, key_symbol: str, position: int = 0) -> list[Trade] | None:
-    """The trades of one frame, or None if it is no trade frame of ``exchange``; ``position``: the frame's in its
-    stream."""
-    message: Any = json.loads(raw)
-    rows: list[tuple[str, Any, Any, Any, str, int]] = []  # symbol, id, price, size, taker side, time in us
-    if exchange == "binance":
-        if "stream" not in message:
-            return None
-        d = message["data"]
-        rows.append((key_symbol, d["t"], d["p"], d["q"], "sell" if d["m"] else "buy", d["T"] * US_PER_MS))
-    elif exchange == "kraken":
-        if message.get("channel") != "trade":
-            return None
-        for d in message["data"]:
-            rows.append((d["symbol"].replace("/", "-"), d["trade_id"], d["price"], d["qty"], d["side"],
-                         _iso_us(d["timestamp"])))  # fmt: skip
-    elif exchange == "coinbase":
-        if message.get("channel") != "market_trades":
-            return None
-        for event in message["events"]:
-            for d in event["trades"]:
-                taker = {"BUY": "sell", "SELL": "buy"}[d["side"]]  # Coinbase reports the maker's side
-                rows.append((d["product_id"], d["trade_id"], d["price"], d["size"], taker, _iso_us(d["time"])))
-    elif exchange == "bybit":
-        if not message.get("topic", "").startswith("publicTrade."):
-            return None
-        for d in message["data"]:
-            rows.append((key_symbol, d["i"], d["p"], d["v"], d["S"].lower(), d["T"] * US_PER_MS))
-    elif exchange == "okx":
-        if message.get("arg", {}).get("channel") != "trades" or "data" not in message:
-            return None
-        for d in message["data"]:
-            rows.append((d["instId"], d["tradeId"], d["px"], d["sz"], d["side"], int(d["ts"]) * US_PER_MS))
-    else:
-        raise ValueError(exchange)
+    """The trades of one frame by its venue's reference parser, or None if it is no trade frame of ``exchange``;
+    ``position``: the frame's in its stream."""
+    rows = LAKE_VENUES[exchange].reference_trades(json.loads(raw), key_symbol)
+    if rows is None:
+        return None
     return [
         Trade(exchange, symbol, str(trade_id), Decimal(str(price)), Decimal(str(size)), side, time_us, (position, i))
         for i, (symbol, trade_id, price, size, side, time_us) in enumerate(rows)

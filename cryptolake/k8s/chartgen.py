@@ -1,7 +1,7 @@
 """Generate ``charts/cryptolake/files/settings.yaml`` from the one settings model.
 
 The chart's templates range over this file to build every container's env, so no ``CRYPTOLAKE_*`` name is spelled
-in the charts by hand; a test fails when the committed file no longer matches :func:`cryptolake.settings.describe`.
+in the charts by hand; a test fails when the committed file no longer matches :func:`core.settings.describe`.
 """
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import yaml
 
+from core.settings import ENV_PREFIX, describe
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import ENV_PREFIX, describe
 
 SETTINGS_FILE = REPO_ROOT / "charts" / "cryptolake" / "files" / "settings.yaml"
 
 _HEADER = (
-    "# Generated from cryptolake/settings.py by `python -m cryptolake.k8s settings`: do not edit.\n"
+    "# Generated from core/settings.py by `python -m cryptolake.k8s settings`: do not edit.\n"
     "# Every setting the ingestor and the Spark jobs read (local-mode ones left out), in declaration order.\n"
     "# Templates turn each into an env var: a value from .Values.settings or this default, or a Secret reference.\n"
 )

@@ -15,7 +15,8 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where mypy sees it: confluent_kafka.admin does not export it
 
-from cryptolake.jars import fetch, read_pins
+from core.jars import fetch, read_pins
+from core.settings import Settings, env_name
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import (
     ManagedProcess,
@@ -25,7 +26,6 @@ from cryptolake.local.procs import (
     join_host_port,
     split_host_port,
 )
-from cryptolake.settings import Settings, env_name
 
 KAFKA_VERSION = "4.1.2"
 PINS = Path(__file__).with_name("kafka-jars.txt")

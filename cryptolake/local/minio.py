@@ -17,9 +17,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from core.settings import Settings, env_name
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ManagedProcess, ServiceError, check_port_free, join_host_port, split_host_port
-from cryptolake.settings import Settings, env_name
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"

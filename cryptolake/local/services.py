@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from types import TracebackType
 
-from cryptolake import jars
+from core import jars
+from core.settings import Settings
 from cryptolake.local.kafka import Kafka, ensure_topic, install_kafka
 from cryptolake.local.minio import MinIO, ensure_bucket, install_minio
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
-from cryptolake.settings import Settings
 
 log = logging.getLogger(__name__)
 

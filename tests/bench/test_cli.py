@@ -6,7 +6,7 @@ import pytest
 
 from bench.cli import parse_args
 from bench.stack import Tuning
-from cryptolake.settings import Settings
+from core.settings import Settings
 
 
 def test_defaults_are_the_full_benchmark() -> None:

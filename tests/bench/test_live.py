@@ -8,8 +8,8 @@ import pytest
 from bench.commits import TIME, Commit, CommitWatcher, visible_after
 from bench.live import WATCHED, Window, bars
 from bench.stats import summary
-from cryptolake.settings import Settings
-from jobs.layers import SILVER_TABLE, gold_table
+from core.layers import SILVER_TABLE, gold_table
+from core.settings import Settings
 
 MINUTE_US = 60_000_000
 T0 = 1_786_310_400 * 1_000_000  # a whole hour

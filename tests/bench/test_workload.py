@@ -10,7 +10,7 @@ import pytest
 
 from bench.frames import records
 from bench.workload import BASES, FIRST_TRADE_ID, Fit, Workload, take
-from ingestion.exchanges import FEEDS, FrameKind
+from core.venues import FEEDS, FrameKind
 from tests import reference
 
 TIME_US = 1_786_310_822_605_123

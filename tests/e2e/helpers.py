@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.minio import ensure_bucket
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import Pipeline
-from cryptolake.settings import Settings
 from tests.reference import Bar
 
 DEADLINE_S = 480

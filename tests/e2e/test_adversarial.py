@@ -22,11 +22,11 @@ import pytest
 from confluent_kafka import Producer
 
 from bench import frames, workload
+from core.layers import BRONZE_TABLE, GOLD_OUTPUTS, QUARANTINE_TABLE, SILVER_TABLE, gold_query
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline
-from cryptolake.settings import Settings
-from ingestion import synthetic
-from jobs.layers import BRONZE_TABLE, GOLD_OUTPUTS, QUARANTINE_TABLE, SILVER_TABLE, gold_query
+from cryptolake.venue import synthetic
 from tests import reference
 from tests.e2e.helpers import bar_key, cli, private_stack, us, wait_for
 from tests.fixtures import recording
@@ -56,7 +56,7 @@ class Record:
 
 def _okx_frame(trade: synthetic.Trade) -> str:
     sold = workload.Trade(trade.trade_id, float(trade.price), float(trade.size), not trade.buyer_is_maker)
-    return frames.okx(workload.Burst("okx", trade.symbol, 2, 0.0, (sold,)), trade.time_ms * 1000)[0]
+    return frames.render(workload.Burst("okx", trade.symbol, 2, 0.0, (sold,)), trade.time_ms * 1000)[0]
 
 
 def _binance(trades: list[synthetic.Trade]) -> list[Record]:

@@ -15,12 +15,12 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.layers import BRONZE_TABLE
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.minio import ensure_bucket
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import Settings
-from jobs.layers import BRONZE_TABLE
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 

@@ -13,12 +13,12 @@ from collections.abc import Callable
 
 import pytest
 
+from core.layers import SILVER_TABLE
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.local.services import LocalServices
 from cryptolake.runner import LAYERS, Pipeline, Source
-from cryptolake.settings import Settings
-from ingestion.synthetic import generate
-from jobs.layers import SILVER_TABLE
+from cryptolake.venue.synthetic import generate
 from tests import reference
 from tests.e2e.helpers import assert_gold_equals, bar_key, final_bars, wait_for
 

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.layers import BRONZE_TABLE, SILVER_TABLE
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline, Source
-from cryptolake.settings import Settings
-from ingestion.synthetic import Trade, generate
-from jobs.layers import BRONZE_TABLE, SILVER_TABLE
+from cryptolake.venue.synthetic import Trade, generate
 from tests import reference
 from tests.e2e.helpers import assert_gold_equals, bar_key, final_bars, private_stack, us, wait_for
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
+from core.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline, Source
-from cryptolake.settings import Settings
-from jobs.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
 from tests import reference
 from tests.e2e.helpers import assert_gold_equals, bar_key, cli, final_bars, private_stack, us, wait_for
 from tests.fixtures import recording

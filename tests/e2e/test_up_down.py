@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import Settings
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 

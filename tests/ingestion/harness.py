@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from core.venues import Exchange
 from ingestion.config import Connection
-from ingestion.exchanges import Exchange
 from ingestion.ingestor import Ingestor
 from ingestion.metrics import Metrics
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cryptolake.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 from ingestion.config import connections
 
 

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Opcode
 
-from ingestion.exchanges import Binance, Bybit, Kraken, Okx, Timing
+from core.venues import Binance, Bybit, Kraken, Okx, Timing
 from tests.ingestion.frames import (
     KRAKEN_HEARTBEAT,
     binance_trade,

@@ -12,11 +12,11 @@ import sys
 import pytest
 from confluent_kafka import KafkaError
 
+from core.settings import Settings
+from core.venues import Binance
 from cryptolake.local.procs import free_port
-from cryptolake.settings import Settings
 from ingestion.config import Connection
 from ingestion.connection import Backoff
-from ingestion.exchanges import Binance
 from ingestion.ingestor import Ingestor
 from ingestion.metrics import Heartbeat, Metrics
 from ingestion.producer import FrameProducer

@@ -16,18 +16,18 @@ from contextlib import contextmanager
 
 import pytest
 
+from core.settings import Settings
+from core.venues import Binance
 from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices
-from cryptolake.settings import Settings
+from cryptolake.venue.recordings import TimedFrame
+from cryptolake.venue.replay import metric_total
+from cryptolake.venue.server import FeedSequence, LocalVenue, VenueThread, route_path
 from ingestion.config import Connection
-from ingestion.exchanges import Binance
 from ingestion.ingestor import Ingestor
 from ingestion.metrics import Metrics
 from ingestion.producer import FrameProducer
-from ingestion.recordings import TimedFrame
-from ingestion.replay import metric_total
-from ingestion.venue import FeedSequence, LocalVenue, VenueThread, route_path
 from tests.ingestion.frames import binance_trade
 from tests.ingestion.harness import wait_until
 from tests.ingestion.kafka_topic import read_topic

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 import pytest
 import websocket
 
-from ingestion import recordings
-from ingestion.exchanges import Binance, Timing
-from ingestion.venue import LocalVenue, VenueThread, recorded_sequences
+from core.venues import Binance, Timing
+from cryptolake.venue import recordings
+from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
 from tests.fixtures import received_frames, recording
 from tests.ingestion.harness import ingesting, wait_until
 

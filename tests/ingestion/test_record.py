@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from core.venues import Kraken
 from cryptolake.cli import main
-from ingestion import recordings
-from ingestion.exchanges import Kraken
-from ingestion.recordings import TimedFrame
-from ingestion.venue import FeedSequence, LocalVenue, VenueThread, route_path
+from cryptolake.venue import recordings
+from cryptolake.venue.recordings import TimedFrame
+from cryptolake.venue.server import FeedSequence, LocalVenue, VenueThread, route_path
 from tests.ingestion.frames import kraken_session
 
 SUBSCRIBE = '{"method":"subscribe","params":{"channel":"trade","symbol":["BTC/USD","ETH/USD"],"snapshot":true}}'

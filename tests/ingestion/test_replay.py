@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from cryptolake.cli import main
 from cryptolake.local.kafka import ensure_topic
-from cryptolake.settings import Settings
-from ingestion.recordings import Writer
+from cryptolake.venue.recordings import Writer
 from tests.fixtures import FIXTURES
 from tests.ingestion.frames import kraken_session
 from tests.ingestion.kafka_topic import read_topic

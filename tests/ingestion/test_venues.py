@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from ingestion.exchanges import (
+from core.venues import (
     FEEDS,
     Binance,
     Bybit,

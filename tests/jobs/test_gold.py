@@ -6,7 +6,7 @@ import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from ingestion.synthetic import generate
+from cryptolake.venue.synthetic import generate
 from jobs import schemas
 from jobs.gold import bars
 from tests import reference

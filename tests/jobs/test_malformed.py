@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from bench import frames, workload
-from ingestion.exchanges import FEEDS, FrameKind
+from core.venues import FEEDS, LAKE_VENUES, FrameKind
 from jobs.silver import parse_trades, quarantined, valid_trades
 from tests import malformed
 from tests.jobs.rows import RECEIVED_US, bronze, bronze_row
@@ -19,11 +19,11 @@ TRADE_US = RECEIVED_US - 1_000_000
 
 
 def _variants(venue: str) -> list[tuple[str, str]]:
-    frame = frames.RENDERERS[venue](workload.Burst(venue, "BTC-USDT", 2, 0.0, TRADES), TRADE_US)[0]
+    frame = frames.render(workload.Burst(venue, "BTC-USDT", 2, 0.0, TRADES), TRADE_US)[0]
     return list(malformed.variants(frame))
 
 
-@pytest.mark.parametrize("venue", sorted(frames.RENDERERS))
+@pytest.mark.parametrize("venue", sorted(LAKE_VENUES))
 def test_the_ingestor_reads_every_malformed_frame_without_raising(venue: str) -> None:
     exchange = FEEDS[venue](["BTC-USDT"])
     kinds = Counter(exchange.classify(text)[0] for _, text in _variants(venue))
@@ -32,7 +32,7 @@ def test_the_ingestor_reads_every_malformed_frame_without_raising(venue: str) ->
     assert kinds[FrameKind.ERROR] > 0 and kinds[FrameKind.TRADE] > 0
 
 
-@pytest.mark.parametrize("venue", sorted(frames.RENDERERS))
+@pytest.mark.parametrize("venue", sorted(LAKE_VENUES))
 def test_silver_quarantines_or_keeps_every_malformed_frame_and_loses_nothing(spark: SparkSession, venue: str) -> None:
     variants = _variants(venue)
     key = f"{venue}:BTC-USDT"

@@ -7,7 +7,8 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import schemas, venues
+from core.venues import LAKE_VENUES
+from jobs import schemas
 from jobs.silver import Bounds, parse_trades, quarantined, valid_trades
 from tests.fixtures import received_frames
 from tests.jobs.rows import RECEIVED_US, bronze, bronze_row
@@ -139,7 +140,7 @@ def test_each_frame_is_parsed_by_one_from_json_per_venue(spark: SparkSession) ->
     # per field (it did, and cost silver more than half its time).
     parsed = parse_trades(bronze(spark, [bronze_row(_recorded(1)[0], 0)]))
     plan = parsed._jdf.queryExecution().optimizedPlan().toString()
-    assert plan.count("from_json(") == len(venues.PARSERS)
+    assert plan.count("from_json(") == len(LAKE_VENUES)
 
 
 def _run_silver_stream(spark: SparkSession, source: Path, work: Path) -> None:

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from cryptolake.k8s import render, tools
+from cryptolake.k8s import tools
+from tests.k8s import render
 
 # A first run builds helm, kubeconform, helm-unittest, skaffold and the control plane from source: beyond the suite's
 # per-test limit.

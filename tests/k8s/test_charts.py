@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from cryptolake.k8s.render import CHARTS, VARIANTS, Renderer, by_kind, run
 from cryptolake.local.paths import REPO_ROOT
+from tests.k8s.render import CHARTS, VARIANTS, Renderer, by_kind, run
 
 Validate = Callable[[list[Path]], dict[str, Any]]
 ManifestFile = Callable[[str, list[dict[str, Any]]], Path]

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
+from core.settings import Settings, env_names, secret_env_names
 from cryptolake.k8s import chartgen
-from cryptolake.k8s.render import CHARTS, VARIANTS, Renderer, by_kind, namespace, one, pyspark_version
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import Settings, env_names, secret_env_names
+from tests.k8s.render import CHARTS, VARIANTS, Renderer, by_kind, namespace, one, pyspark_version
 
 LAYERS = ("bronze", "silver", "gold")
 MIB = 1024**2

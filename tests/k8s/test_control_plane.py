@@ -25,11 +25,12 @@ import pyspark
 import pytest
 import yaml
 
-from cryptolake.k8s import controlplane, render, sparkoperator, tools
-from cryptolake.k8s.controlplane import Api, ControlPlane
+from core.settings import secret_env_names
+from cryptolake.k8s import tools
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import secret_env_names
+from tests.k8s import controlplane, render, sparkoperator
 from tests.k8s.conftest import INSTALL_TIMEOUT
+from tests.k8s.controlplane import Api, ControlPlane
 from tests.k8s.test_contract import parse_bytes
 
 pytestmark = pytest.mark.skipif(

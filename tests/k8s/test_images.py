@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import re
 import shlex
 import tomllib
@@ -12,14 +13,39 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cryptolake.jars import read_pins
-from cryptolake.k8s.render import pyspark_version
+from core.jars import read_pins
+from core.settings import Settings
 from cryptolake.local.paths import REPO_ROOT
-from cryptolake.settings import Settings
+from tests.k8s.render import pyspark_version
 
 SPARK_DOCKERFILE = REPO_ROOT / "Dockerfile"
 INGESTOR_DOCKERFILE = REPO_ROOT / "images" / "ingestor" / "Dockerfile"
 DOCKERFILES = (SPARK_DOCKERFILE, INGESTOR_DOCKERFILE)
+PROJECT_DIR = "/opt/cryptolake"
+
+
+@dataclass(frozen=True)
+class Contents:
+    dependencies: set[str]  # what the image's venv holds, by uv.lock
+    packages: set[str]  # the project's packages it copies in
+
+
+# What each image contains: core's dependencies (the settings model's), its role's dependency group (pyproject.toml)
+# and the packages that role runs. The Spark image leaves pyspark to its base, whose own copy spark-submit puts on
+# PYTHONPATH.
+CORE = {
+    "pydantic-settings",
+    "pydantic",
+    "pydantic-core",
+    "annotated-types",
+    "typing-extensions",
+    "typing-inspection",
+    "python-dotenv",
+}
+IMAGES = {
+    INGESTOR_DOCKERFILE: Contents(CORE | {"confluent-kafka", "websocket-client"}, {"core", "ingestion"}),
+    SPARK_DOCKERFILE: Contents(CORE | {"py4j"}, {"core", "jobs"}),
+}
 
 
 @dataclass
@@ -118,13 +144,42 @@ def test_spark_image_bakes_in_the_pinned_jars() -> None:
     assert read_pins(), "spark-jars.txt pins no jar"
 
 
+def _flag_values(words: list[str], flag: str) -> list[str]:
+    return [value for word, value in itertools.pairwise(words) if word == flag]
+
+
+def locked_dependencies(sync: str) -> set[str]:
+    """Every package a ``uv sync`` line installs, by uv.lock: the project's own dependencies and those of the groups
+    it names, with theirs, but the ``--no-install-package`` ones (markers ignored: a superset on any platform)."""
+    words = shlex.split(sync)
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    requires = {p["name"]: [d["name"] for d in p.get("dependencies", [])] for p in lock["package"]}
+    project = next(p for p in lock["package"] if p["name"] == "cryptolake")
+    wanted = requires["cryptolake"] + [
+        d["name"] for group in _flag_values(words, "--group") for d in project["dev-dependencies"][group]
+    ]
+    found: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name not in found:
+            found.add(name)
+            wanted += requires[name]
+    return found - set(_flag_values(words, "--no-install-package"))  # uv still installs what they depend on
+
+
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
-def test_project_installed_from_the_lock_without_dev_deps_or_pyspark(path: Path) -> None:
-    syncs = [r for stage in parse(path).stages for r in stage.args("RUN") if "uv sync" in r]
-    assert syncs
-    for sync in syncs:
-        for flag in ("--frozen", "--no-dev", "--no-install-package pyspark"):
-            assert flag in sync, f"{flag} missing from: {sync}"
+def test_each_image_installs_its_roles_dependencies_only(path: Path) -> None:
+    (sync,) = [r for stage in parse(path).stages for r in stage.args("RUN") if "uv sync" in r]
+    for flag in ("--frozen", "--no-default-groups", "--no-install-project"):
+        assert flag in shlex.split(sync), f"{flag} missing from: {sync}"
+    assert locked_dependencies(sync) == IMAGES[path].dependencies
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_each_image_holds_the_packages_it_runs_only(path: Path) -> None:
+    packages = {source for source in copy_sources(parse(path)) if (REPO_ROOT / source / "__init__.py").is_file()}
+    assert packages == IMAGES[path].packages
+    assert f"PYTHONPATH={PROJECT_DIR}" in " ".join(parse(path).final.args("ENV"))
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO_ROOT)))

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from cryptolake.k8s.render import run
 from cryptolake.k8s.tools import TOOLS_DIR, Pin, ToolError, module_dir
+from tests.k8s.render import run
 
 HERE = Path(__file__).parent
 KIND_CONFIG = HERE.parents[1] / "manifests" / "kind-cluster.yaml"

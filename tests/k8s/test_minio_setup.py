@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from cryptolake.k8s.render import Renderer, by_kind
+from tests.k8s.render import Renderer, by_kind
 
 # Reserved words and the builtins of every POSIX shell the script may use.
 SHELL_WORDS = {"if", "then", "else", "elif", "fi", "while", "until", "do", "done", "case", "esac", "for", "!", "{", "}"}

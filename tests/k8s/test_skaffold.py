@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from cryptolake.k8s.render import SKAFFOLD_FILE, Renderer, one, run, skaffold_config
+from core.settings import env_name, secret_env_names
 from cryptolake.k8s.tools import Pin
-from cryptolake.settings import env_name, secret_env_names
+from tests.k8s.render import SKAFFOLD_FILE, Renderer, one, run, skaffold_config
 
 RELEASE_ORDER = ["spark-operator", "redpanda", "minio", "cryptolake"]
 

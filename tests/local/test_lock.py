@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from cryptolake import cli
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.runner import down, up_lock
-from cryptolake.settings import Settings
 
 HOLD = """
 import sys

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.local.procs import ServiceError
 from cryptolake.runner import ONE_JVM, Pipeline, Source
-from cryptolake.settings import Settings
 from tests.ingestion.harness import wait_until
 
 # Stands in for the layers' command: says where it runs and whose code it imports, then exits.

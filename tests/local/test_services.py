@@ -13,13 +13,13 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.settings import Settings
 from cryptolake.local import kafka, minio
 from cryptolake.local.kafka import Kafka, ensure_topic
 from cryptolake.local.minio import ensure_bucket, s3_client
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError, port_in_use
 from cryptolake.local.services import LocalServices, install
-from cryptolake.settings import Settings
 
 
 def produce(settings: Settings, key: bytes, value: bytes) -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import ONE_JVM, Pipeline, Source
-from cryptolake.settings import Settings
 from cryptolake.status import Progress
 from tests.ingestion.harness import wait_until
 

@@ -1,6 +1,6 @@
 import json
 
-from ingestion.exchanges import Binance, FrameKind
+from core.venues import Binance, FrameKind
 from tests.fixtures import received_frames
 
 BTC = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"

@@ -8,8 +8,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pyarrow import fs
 
+from core.settings import Settings
 from cryptolake.lake import committed_files, read_late_trades
-from cryptolake.settings import Settings
 
 
 def _write_log(directory: Path, name: str, entries: list[tuple[str, str]]) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from cryptolake.settings import Settings
-from ingestion.throttle import Throttle
-from jobs.layers import QUARANTINE_QUERY
+from core.layers import QUARANTINE_QUERY
+from core.settings import Settings
+from core.throttle import Throttle
 from jobs.runtime import WRITTEN_METRIC, ProgressLogger, batch_summary, stop_between_batches
 from jobs.session import LOG4J2_CONFIG, spark_conf
 

@@ -2,12 +2,11 @@ import os
 import re
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from cryptolake.settings import Settings, SettingsError, duration_seconds, env_name, env_names, secret_env_names
+from core.settings import Settings, SettingsError, duration_seconds, env_name, env_names, secret_env_names
 
 
 def test_defaults_without_environment() -> None:
@@ -134,7 +133,7 @@ def test_values_at_the_edges_are_taken(name: str, value: str) -> None:
     assert Settings.from_env({name: value}).to_env()[name] == value
 
 
-@pytest.mark.parametrize("name", [env_name(f.name) for f in fields(Settings) if f.name.startswith("silver_max_")])
+@pytest.mark.parametrize("name", [env_name(name) for name in Settings.model_fields if name.startswith("silver_max_")])
 def test_silver_quarantine_bounds_take_0_but_nothing_below(name: str) -> None:
     assert Settings.from_env({name: "0"}).to_env()[name] == "0"
     with pytest.raises(SettingsError, match=f"^{name}: must be 0 or a positive whole number, got -1"):

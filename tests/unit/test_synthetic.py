@@ -2,7 +2,7 @@ import json
 from decimal import Decimal
 from itertools import groupby
 
-from ingestion.synthetic import FIRST_TRADE_ID, generate
+from cryptolake.venue.synthetic import FIRST_TRADE_ID, generate
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "DOGE-USDT"]
 

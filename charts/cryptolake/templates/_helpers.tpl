@@ -78,7 +78,7 @@ Image reference. Call with (list $ .Values.<x>.image).
 {{- end -}}
 
 {{/*
-The settings model, generated from cryptolake/settings.py: a list of {name, env, default, secret, help}.
+The settings model, generated from core/settings.py: a list of {name, env, default, secret, help}.
 */}}
 {{- define "cryptolake.settingsSpec" -}}
 {{- .Files.Get "files/settings.yaml" -}}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ingestion.exchanges.base import CONTROL, Exchange, Parsed, Timing, compact, error, number, rejected, trades
+from core.venues.base import CONTROL, Exchange, Parsed, Timing, compact, error, number, rejected, trades
 
 # v1 spells a few assets the old way; v2 and everyone else use the common codes.
 V1_ASSETS = {"BTC": "XBT", "DOGE": "XDG"}

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cryptolake import logs
-from cryptolake.settings import Settings
-from ingestion.exchanges import FEEDS
-from ingestion.record import record
-from ingestion.replay import replay
-from ingestion.venue import parse_speed
+from core import logs
+from core.settings import Settings
+from core.venues import FEEDS
+from cryptolake.venue.record import record
+from cryptolake.venue.replay import replay
+from cryptolake.venue.server import parse_speed
 
 
 def cmd_record(_settings: Settings, args: argparse.Namespace) -> int:

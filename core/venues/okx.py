@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from ingestion.exchanges.base import (
+from core.venues.base import (
     CONTROL,
-    Exchange,
+    US_PER_MS,
     FrameKind,
+    LakeVenue,
     Parsed,
+    ReferenceTrade,
     Timing,
+    TradeText,
     chunks,
     compact,
     number,
@@ -17,10 +22,13 @@ from ingestion.exchanges.base import (
     trades,
 )
 
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
 NOTICE_RECONNECT = "64008"  # "the connection will soon be closed for a service upgrade"
 
 
-class Okx(Exchange):
+class Okx(LakeVenue):
     """OKX v5 public channel ``trades``; one connection carries every instrument (spot, swaps, futures).
 
     A trade frame::
@@ -40,6 +48,10 @@ class Okx(Exchange):
     args_per_request = 100
     ping_text = "ping"
     pong_text = "pong"
+    frame_schema = (
+        "arg STRUCT<channel: STRING, instId: STRING>, data ARRAY<STRUCT<instId: STRING, tradeId: STRING, px: STRING, "
+        "sz: STRING, side: STRING, ts: STRING>>"
+    )
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/ws/v5/public"
@@ -69,3 +81,36 @@ class Okx(Exchange):
         if event == "notice" and message.get("code") == NOTICE_RECONNECT:
             return Parsed(FrameKind.RECONNECT, detail=f"{NOTICE_RECONNECT} {message.get('msg')}")
         return CONTROL
+
+    @staticmethod
+    def spark_trades(message: Column) -> Column:
+        from pyspark.sql import functions as F
+
+        from core.venues.spark import trade
+
+        parsed = F.transform(
+            message["data"],
+            lambda t: trade(
+                t["instId"], t["tradeId"], t["px"], t["sz"], F.lower(t["side"]),
+                F.timestamp_millis(t["ts"].try_cast("long")),
+            ),
+        )  # fmt: skip
+        return F.when((message["arg"]["channel"] == "trades") & message["data"].isNotNull(), parsed)
+
+    @staticmethod
+    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
+        if message.get("arg", {}).get("channel") != "trades" or "data" not in message:
+            return None
+        return [
+            (d["instId"], d["tradeId"], d["px"], d["sz"], d["side"], int(d["ts"]) * US_PER_MS) for d in message["data"]
+        ]
+
+    @staticmethod
+    def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:
+        ms = time_us // US_PER_MS
+        data = ",".join(
+            f'{{"instId":"{symbol}","tradeId":"{t.trade_id}","px":"{t.price}","sz":"{t.size}",'
+            f'"side":"{"buy" if t.taker_buy else "sell"}","ts":"{ms}","count":"1"}}'
+            for t in trades
+        )
+        return [f'{{"arg":{{"channel":"trades","instId":"{symbol}"}},"data":[{data}]}}']

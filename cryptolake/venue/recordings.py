@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ingestion.exchanges import FEEDS, Exchange, FrameKind
-from ingestion.exchanges.base import UNREADABLE
+from core.venues import FEEDS, Exchange, FrameKind
+from core.venues.base import UNREADABLE
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from cryptolake.k8s import controlplane as cp
 from cryptolake.local.procs import free_port
+from tests.k8s import controlplane as cp
 
 COMPONENTS = ("webhook", "controller")
 

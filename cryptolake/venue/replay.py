@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from core.settings import Settings
 from cryptolake.local.procs import free_port
-from cryptolake.settings import Settings
-from ingestion import recordings
+from cryptolake.venue import recordings
+from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
 from ingestion.config import SYMBOL_SETTINGS
-from ingestion.venue import LocalVenue, VenueThread, recorded_sequences
 
 POLL_SECONDS = 0.5
 

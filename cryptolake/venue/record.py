@@ -9,11 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from core.venues import Parsed
+from cryptolake.venue.recordings import Writer
 from ingestion.config import feed_class
 from ingestion.connection import Link
-from ingestion.exchanges import Parsed
 from ingestion.metrics import Metrics
-from ingestion.recordings import Writer
 
 STOP_SECONDS = 5.0
 

@@ -33,8 +33,8 @@ def run(args: list[str | Path], cwd: Path = REPO_ROOT) -> str:
 
 
 def pyspark_version() -> str:
-    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    (pin,) = [dep for dep in project["dependencies"] if dep.startswith("pyspark==")]
+    groups = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["dependency-groups"]
+    (pin,) = [dep for dep in groups["jobs"] if dep.startswith("pyspark==")]
     return str(pin).removeprefix("pyspark==")
 
 

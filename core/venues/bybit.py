@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from ingestion.exchanges.base import (
+from core.venues.base import (
     CONTROL,
-    Exchange,
+    US_PER_MS,
+    LakeVenue,
     Parsed,
+    ReferenceTrade,
     Timing,
+    TradeText,
     chunks,
     compact,
     number,
@@ -19,10 +23,13 @@ from ingestion.exchanges.base import (
     trades,
 )
 
+if TYPE_CHECKING:
+    from pyspark.sql import Column
+
 SWAP = "-SWAP"  # OKX's suffix for perpetual swaps, used as the canonical mark of one everywhere
 
 
-class Bybit(Exchange):
+class Bybit(LakeVenue):
     """Bybit v5 ``publicTrade.<symbol>`` topics; a spot connection for spot symbols, a linear one for ``-SWAP``.
 
     A spot trade frame (linear ones also carry ``L``, the tick direction)::
@@ -42,6 +49,13 @@ class Bybit(Exchange):
     topics_per_request = 10
     ping_text = '{"op":"ping"}'
     pong_text = '{"success":true,"ret_msg":"pong","conn_id":"local","op":"ping"}'
+    # "s" and "S" differ only in case, which Spark's field resolution does not tell apart: the parser casts the
+    # trades, by position, to TRADE's readable names before using them.
+    frame_schema = "topic STRING, data ARRAY<STRUCT<i: STRING, T: BIGINT, p: STRING, v: STRING, S: STRING, s: STRING>>"
+    TRADE = (
+        "ARRAY<STRUCT<trade_id: STRING, trade_time: BIGINT, price: STRING, volume: STRING, taker_side: STRING, "
+        "venue_symbol: STRING>>"
+    )
 
     def __init__(self, symbols: Sequence[str]) -> None:
         super().__init__(symbols)
@@ -84,3 +98,40 @@ class Bybit(Exchange):
         if message.get("success") is False:
             return rejected(f"{message.get('ret_msg')} ({message.get('op')})")
         return CONTROL
+
+    @staticmethod
+    def spark_trades(message: Column) -> Column:
+        from pyspark.sql import functions as F
+
+        from core.venues.spark import trade
+
+        # The symbol is the unsplit BTCUSDT, so the Kafka key's canonical one stands in (null).
+        parsed = F.transform(
+            message["data"].cast(Bybit.TRADE),
+            lambda t: trade(
+                F.lit(None).cast("string"),
+                t["trade_id"],
+                t["price"],
+                t["volume"],
+                F.lower(t["taker_side"]),
+                F.timestamp_millis(t["trade_time"]),
+            ),
+        )
+        return F.when(message["topic"].startswith("publicTrade."), parsed)
+
+    @staticmethod
+    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
+        if not message.get("topic", "").startswith("publicTrade."):
+            return None
+        return [(key_symbol, d["i"], d["p"], d["v"], d["S"].lower(), d["T"] * US_PER_MS) for d in message["data"]]
+
+    @staticmethod
+    def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:
+        venue = symbol.replace("-", "")
+        ms = time_us // US_PER_MS
+        data = ",".join(
+            f'{{"i":"{t.trade_id}","T":{ms},"p":"{t.price}","v":"{t.size}","S":"{"Buy" if t.taker_buy else "Sell"}",'
+            f'"seq":{t.trade_id},"s":"{venue}","BT":false,"RPI":false}}'
+            for t in trades
+        )
+        return [f'{{"topic":"publicTrade.{venue}","ts":{ms},"type":"snapshot","data":[{data}]}}']

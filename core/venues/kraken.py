@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from ingestion.exchanges.base import (
+from core.venues.base import (
     CONTROL,
-    Exchange,
+    LakeVenue,
     Parsed,
+    ReferenceTrade,
     Timing,
+    TradeText,
     compact,
     error,
+    iso_us,
     rejected,
     rfc3339_ms,
+    rfc3339_us,
     trade_id,
     trades,
 )
 
+if TYPE_CHECKING:
+    from pyspark.sql import Column
 
-class Kraken(Exchange):
+
+class Kraken(LakeVenue):
     """Kraken WebSocket v2, channel ``trade``; one connection carries every pair.
 
     A trade frame as Kraken documents it (no session is recorded; ``type`` is ``snapshot`` for the recent trades
@@ -37,6 +46,11 @@ class Kraken(Exchange):
     max_symbols_per_connection = 1000
     ping_text = '{"method":"ping"}'
     pong_text = '{"method":"pong","time_in":"2023-09-25T07:49:37.708706Z","time_out":"2023-09-25T07:49:37.708736Z"}'
+    # Prices and sizes are JSON numbers in v2, read as strings: Spark keeps a number's text, typed later without loss.
+    frame_schema = (
+        "channel STRING, type STRING, data ARRAY<STRUCT<symbol: STRING, side: STRING, price: STRING, qty: STRING, "
+        "trade_id: BIGINT, timestamp: STRING>>"
+    )
 
     def url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/v2"
@@ -66,3 +80,42 @@ class Kraken(Exchange):
         if "error" in message:
             return error(str(message["error"]))
         return CONTROL
+
+    @staticmethod
+    def spark_trades(message: Column) -> Column:
+        from pyspark.sql import functions as F
+
+        from core.venues.spark import trade
+
+        parsed = F.transform(
+            message["data"],
+            lambda t: trade(
+                F.regexp_replace(t["symbol"], "/", "-"),
+                t["trade_id"],
+                t["price"],
+                t["qty"],
+                F.lower(t["side"]),
+                F.try_to_timestamp(t["timestamp"]),
+            ),
+        )
+        return F.when(message["channel"] == "trade", parsed)
+
+    @staticmethod
+    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
+        if message.get("channel") != "trade":
+            return None
+        return [
+            (d["symbol"].replace("/", "-"), d["trade_id"], d["price"], d["qty"], d["side"], rfc3339_us(d["timestamp"]))
+            for d in message["data"]
+        ]
+
+    @staticmethod
+    def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:
+        pair = symbol.replace("-", "/")
+        stamp = iso_us(time_us)
+        data = ",".join(
+            f'{{"symbol":"{pair}","side":"{"buy" if t.taker_buy else "sell"}","price":{t.price},"qty":{t.size},'
+            f'"ord_type":"market","trade_id":{t.trade_id},"timestamp":"{stamp}"}}'
+            for t in trades
+        )
+        return [f'{{"channel":"trade","type":"update","data":[{data}]}}']

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ingestion.exchanges.base import CONTROL, Exchange, Parsed, Timing, compact, rejected, rfc3339_ms, trade_id, trades
+from core.venues.base import CONTROL, Exchange, Parsed, Timing, compact, rejected, rfc3339_ms, trade_id, trades
 
 
 class CoinbaseExchange(Exchange):

@@ -1,4 +1,4 @@
-"""Memory and CPU time of process trees (a PySpark driver with its JVM), from /proc. Linux only.
+"""Memory and CPU time of process trees (a PySpark driver with its JVM), read with psutil.
 
 A background thread samples every ``interval`` seconds: for each named root process, the RSS of it and all its
 descendants; the stack's total is the sum over roots at one instant, and its peak the highest such sum (not the sum
@@ -8,54 +8,43 @@ the machine.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from pathlib import Path
 
-PAGE = os.sysconf("SC_PAGE_SIZE")
-TICKS = os.sysconf("SC_CLK_TCK")
+import psutil
+
 GIB = 1024**3
 
 
-def _stat(pid: int | str) -> list[str]:
-    # The fields after the command name (which may hold spaces) close with ")"; these start at field 3, the state.
-    return (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()
-
-
-def _parents() -> dict[int, int]:
-    """Every process's parent PID."""
-    parents = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError, IndexError):
-                parents[int(entry.name)] = int(_stat(entry.name)[1])
-    return parents
+def _children() -> dict[int, list[int]]:
+    """Every process's children, by PID."""
+    children: dict[int, list[int]] = defaultdict(list)
+    for process in psutil.process_iter(["ppid"]):
+        children[process.info["ppid"]].append(process.pid)
+    return children
 
 
 def _rss(pid: int) -> float:
     try:
-        return int((Path("/proc") / str(pid) / "statm").read_text().split()[1]) * PAGE
-    except (OSError, IndexError):
-        return 0  # gone between the listing and the read
+        return float(psutil.Process(pid).memory_info().rss)
+    except psutil.Error:
+        return 0.0  # gone between the listing and the read
 
 
 def _cpu(pid: int) -> float:
-    """User and system seconds of the process, and of its children it has waited for (fields 14 to 17)."""
+    """User and system seconds of the process, and of its children it has waited for."""
     try:
-        return sum(int(x) for x in _stat(pid)[11:15]) / TICKS
-    except (OSError, IndexError):
+        times = psutil.Process(pid).cpu_times()
+    except psutil.Error:
         return 0.0
+    return float(times.user + times.system + times.children_user + times.children_system)
 
 
 def _tree_sum(roots: dict[str, int], measure: Callable[[int], float]) -> dict[str, float]:
     """``measure`` summed over each root process and its descendants, except those under another root (the
     benchmark process starts the services and the layers, which count as their own)."""
-    children: dict[int, list[int]] = defaultdict(list)
-    for pid, parent in _parents().items():
-        children[parent].append(pid)
+    children = _children()
     other_roots = set(roots.values())
     out = {}
     for name, root in roots.items():

@@ -1,16 +1,22 @@
-"""What the ingestor needs to know of a venue, as one small class per venue (and per protocol version)."""
+"""A venue as one small class per venue (and per protocol version): what the ingestor needs to connect and read its
+frames and, for the venues the lake keeps, how Spark and the tests' reference read its trades and how to write them."""
 
 from __future__ import annotations
 
 import json
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:  # only the Spark jobs have pyspark: its parsers import it when called
+    from pyspark.sql import Column
 
 T = TypeVar("T")
+US_PER_MS = 1_000
 
 # Quote assets, longest first, to split a venue's concatenated spelling (BTCUSDT) into BASE-QUOTE.
 QUOTES = tuple(
@@ -101,6 +107,18 @@ def rfc3339_ms(value: object) -> float | None:
         return datetime.fromisoformat(value).timestamp() * 1000 if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def rfc3339_us(text: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 time, exactly (no float on the way)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
+
+
+def iso_us(time_us: int) -> str:
+    """RFC 3339 text of microseconds since the epoch, as venues write times: ``2026-08-09T21:05:48.167634Z``."""
+    seconds, micros = divmod(time_us, 1_000_000)
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(seconds))}.{micros:06d}Z"
 
 
 def split_concatenated(symbol: str) -> str:
@@ -197,3 +215,45 @@ class Exchange(ABC):
                 continue
             found.update((cls.canonical_of(symbol, trade_id), None) for symbol, trade_id in parsed.trades)
         return list(found)
+
+
+# One trade as the tests' reference reads it from a frame: canonical symbol, trade id, price and size as sent, the
+# taker's side (buy or sell), time in microseconds since the epoch.
+ReferenceTrade = tuple[str, object, object, object, str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class TradeText:
+    """A trade to write into a venue's frame, its price and size already spelled with the venue's decimals."""
+
+    trade_id: int
+    price: str
+    size: str
+    taker_buy: bool
+
+
+class LakeVenue(Exchange):
+    """A venue's current protocol, whose trades the lake keeps: the ingestor's side, and every reading of its trades.
+
+    ``frame_schema`` and :meth:`spark_trades` are silver's parser, :meth:`reference_trades` the tests' plain-Python
+    one, written apart so that each checks the other; :meth:`render` writes frames for the local venue, the
+    benchmark and the tests.
+    """
+
+    frame_schema: ClassVar[str]  # Spark DDL of the JSON of its trade frames, for from_json
+
+    @staticmethod
+    @abstractmethod
+    def spark_trades(message: Column) -> Column:
+        """The array of trades (core/venues/spark.py) of a frame read with ``frame_schema``: null for anything but a
+        trade frame of this venue (unparseable text, an ack, a heartbeat), empty for a trade frame without trades."""
+
+    @staticmethod
+    @abstractmethod
+    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
+        """The trades of a frame parsed from JSON, None if it is no trade frame; ``key_symbol``: its Kafka key's."""
+
+    @staticmethod
+    @abstractmethod
+    def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:
+        """The frames the venue sends for trades of canonical ``symbol`` made at ``time_us`` (us since the epoch)."""

@@ -1,4 +1,4 @@
-"""Resident memory of process trees, from /proc (Linux)."""
+"""Resident memory and CPU time of process trees."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bench.procfs import MemorySampler, tree_cpu, tree_rss
+from bench.processes import MemorySampler, tree_cpu, tree_rss
 
 HOLD_64_MIB = "import time; block = bytearray(64 * 2**20); time.sleep(60)"
 

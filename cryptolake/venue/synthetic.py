@@ -5,14 +5,14 @@ Deterministic for a seed, so a test can compute from the same call what the pipe
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ingestion.exchanges import Binance
+from core.venues import Binance, TradeText
+from core.venues.base import US_PER_MS
 
 # Rough price levels, so the demo's bars look like the markets they are named after.
 START_PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 550.0, "XRP": 0.6, "DOGE": 0.12}
@@ -35,19 +35,8 @@ class Trade:
 
     def binance_frame(self) -> str:
         """The trade as Binance's combined stream sends it."""
-        venue = Binance.venue_symbol(self.symbol)
-        data = {
-            "e": "trade",
-            "E": self.time_ms + 1,
-            "s": venue.upper(),
-            "t": self.trade_id,
-            "p": f"{self.price:.8f}",
-            "q": f"{self.size:.8f}",
-            "T": self.time_ms,
-            "m": self.buyer_is_maker,
-            "M": True,
-        }
-        return json.dumps({"stream": self.binance_stream, "data": data}, separators=(",", ":"))
+        text = TradeText(self.trade_id, f"{self.price:.8f}", f"{self.size:.8f}", taker_buy=not self.buyer_is_maker)
+        return Binance.render(self.symbol, [text], self.time_ms * US_PER_MS)[0]
 
 
 def generate(

@@ -1,22 +1,26 @@
-"""The one settings model of cryptolake.
+"""The one settings model of cryptolake, a pydantic-settings model.
 
 Every tunable of the ingestor, the Spark jobs, the Helm charts and the local mode is a field here, read from an
 environment variable named ``CRYPTOLAKE_`` + the field name in upper case. Nothing else spells these names: the
 charts' env is checked against :func:`env_names`, and local mode hands :meth:`Settings.to_env` to its children.
+Pydantic checks each value's type strictly (a setting built in code is refused the wrong type, not converted) and
+then the setting's own check; either refusal is a :class:`SettingsError` naming the variable.
 """
 
 from __future__ import annotations
 
-import functools
 import os
 import re
-import typing
 from collections.abc import Callable, Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from ingestion.exchanges import FEEDS
+from pydantic import AfterValidator, Field, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.venues import FEEDS
 
 ENV_PREFIX = "CRYPTOLAKE_"
 
@@ -164,15 +168,28 @@ def _type_problem(value: Any, hint: Any) -> str | None:
     return None if ok else f"must be {what}, got {value!r}"
 
 
+def _refusing(check: Check) -> Callable[[Any], Any]:
+    def validate(value: Any) -> Any:
+        problem = check(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return validate
+
+
 def _setting(default: Any, help: str, check: Check, *, secret: bool = False, local: bool = False) -> Any:
-    # `check`: what the value must be. `secret`: charts take it from a Secret, logs never print it. `local`: only
-    # local mode reads it.
-    return field(default=default, metadata={"help": help, "check": check, "secret": secret, "local": local})
+    # `check`: what the value must be, once its type is right. `secret`: charts take it from a Secret, logs never
+    # print it. `local`: only local mode reads it.
+    info = Field(default, description=help, json_schema_extra={"secret": secret, "local": local})
+    info.metadata.append(AfterValidator(_refusing(check)))
+    return info
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Every setting, with the default of the embedded local mode."""
+
+    model_config = SettingsConfigDict(frozen=True, strict=True, extra="forbid", validate_default=True)
 
     kafka_bootstrap: str = _setting(
         "127.0.0.1:9092", "Kafka bootstrap servers (Redpanda's in the cluster).", _host_ports
@@ -277,14 +294,24 @@ class Settings:
     minio_console_port: int = _setting(9001, "Port of the local MinIO console.", _port, local=True)
     kafka_controller_port: int = _setting(9093, "Port of the local Kafka KRaft controller.", _port, local=True)
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
         """Refuse a value a setting cannot take, at once and naming its variable, whether read or built in code."""
-        hints = _hints()
-        for f in fields(self):
-            value = getattr(self, f.name)
-            problem = _type_problem(value, hints[f.name]) or f.metadata["check"](value)
-            if problem is not None:
-                raise SettingsError(f"{env_name(f.name)}: {problem}")
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(_problem(exc.errors()[0], values)) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Settings built in code are what they are given and the defaults: only from_env reads an environment.
+        return (init_settings,)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -292,21 +319,15 @@ class Settings:
 
         Raises :class:`SettingsError` naming the first variable whose value its setting cannot take.
         """
-        environ = os.environ if environ is None else environ
-        hints = _hints()
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = environ.get(env_name(f.name))
-            if raw is not None:
-                values[f.name] = _parse(env_name(f.name), raw, hints[f.name])
-        return cls(**values)
+        return cls(**_Environ(cls, os.environ if environ is None else environ)())
 
     def to_env(self) -> dict[str, str]:
         """The environment that makes :meth:`from_env` return these settings again."""
-        return {env_name(f.name): _format(getattr(self, f.name)) for f in fields(self)}
+        return {env_name(name): _format(value) for name, value in self}
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with ``changes``, checked as any settings are."""
+        return type(self)(**{**dict(self), **changes})
 
     def table_uri(self, table: str) -> str:
         """s3a URI of a lake table, e.g. ``bronze/trades``."""
@@ -322,7 +343,7 @@ class Settings:
 
     def redacted(self) -> dict[str, str]:
         """Settings as env, secrets masked: what may go to a log."""
-        secret = {env_name(f.name) for f in fields(self) if f.metadata["secret"]}
+        secret = set(secret_env_names())
         return {k: ("***" if k in secret else v) for k, v in self.to_env().items()}
 
 
@@ -330,35 +351,61 @@ def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
+def _flag(info: FieldInfo, name: str) -> bool:
+    extra = info.json_schema_extra
+    return isinstance(extra, dict) and bool(extra[name])
+
+
 def env_names(*, include_local: bool = True) -> list[str]:
     """Every environment variable the settings model reads, in declaration order."""
-    return [env_name(f.name) for f in fields(Settings) if include_local or not f.metadata["local"]]
+    return [env_name(name) for name, info in Settings.model_fields.items() if include_local or not _flag(info, "local")]
 
 
 def secret_env_names() -> list[str]:
-    return [env_name(f.name) for f in fields(Settings) if f.metadata["secret"]]
+    return [env_name(name) for name, info in Settings.model_fields.items() if _flag(info, "secret")]
 
 
 def describe() -> list[dict[str, Any]]:
     """One entry per setting: env name, default (as env text), help, secret, local. Feeds docs and charts."""
-    out = []
-    for f in fields(Settings):
-        default = f.default if f.default is not MISSING else None
-        out.append(
-            {
-                "env": env_name(f.name),
-                "default": _format(default),
-                "help": f.metadata["help"],
-                "secret": f.metadata["secret"],
-                "local": f.metadata["local"],
-            }
-        )
-    return out
+    return [
+        {
+            "env": env_name(name),
+            "default": _format(info.default),
+            "help": info.description,
+            "secret": _flag(info, "secret"),
+            "local": _flag(info, "local"),
+        }
+        for name, info in Settings.model_fields.items()
+    ]
 
 
-@functools.cache
-def _hints() -> dict[str, Any]:
-    return typing.get_type_hints(Settings)
+def _problem(error: ErrorDetails, values: Mapping[str, Any]) -> str:
+    """``CRYPTOLAKE_NAME: what it must be`` of pydantic's first complaint about ``values``."""
+    name = str(error["loc"][0])
+    if error["type"] == "value_error":  # the setting's own check
+        return f"{env_name(name)}: {error['ctx']['error']}"
+    if name not in Settings.model_fields:
+        return f"{env_name(name)}: no such setting"
+    return f"{env_name(name)}: {_type_problem(values[name], Settings.model_fields[name].annotation)}"
+
+
+class _Environ(PydanticBaseSettingsSource):
+    """The settings an environment sets: each variable's text read as its setting's type, lists comma-separated."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.environ = environ
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self.environ.get(env_name(field_name)), env_name(field_name), False
+
+    def __call__(self) -> dict[str, Any]:
+        values = {}
+        for name, info in self.settings_cls.model_fields.items():
+            raw, variable, _ = self.get_field_value(info, name)
+            if raw is not None:
+                values[name] = _parse(variable, raw, info.annotation)
+        return values
 
 
 def _parse(name: str, raw: str, hint: Any) -> Any:

@@ -25,10 +25,10 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from cryptolake import logs
-from ingestion import recordings, synthetic
-from ingestion.exchanges import Binance, Exchange
-from ingestion.recordings import TimedFrame
+from core import logs
+from core.venues import Binance, Exchange
+from cryptolake.venue import recordings, synthetic
+from cryptolake.venue.recordings import TimedFrame
 
 log = logging.getLogger("venue")
 

@@ -1,0 +1,5 @@
+"""Names of the Kafka headers the ingestor writes on every record and silver reads back."""
+
+EXCHANGE_HEADER = "exchange"  # the venue the frame came from
+RECEIVED_HEADER = "received_at_us"  # when the ingestor received it, microseconds since the epoch
+REPLAY_HEADER = "replay"  # "1" on frames of a replayed recording, which silver's age bound exempts
