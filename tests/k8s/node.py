@@ -1,0 +1,376 @@
+"""A node for the test control plane: containerd and runc from Debian's packages, the pinned CNI plugins and a kubelet
+built from the API server's module, all on this machine, with every path under the test's own folder.
+
+The pods' bridge holds one /24 of the blackholed pod range: its connected route makes that /24 local to the
+bridge, and the rest of the range stays dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import ssl
+import subprocess
+import tarfile
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from ipaddress import IPv4Interface, IPv4Network
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from cryptolake.k8s import controlplane as cp
+from cryptolake.k8s import tools
+
+NODE_NAME = "cryptolake-node"
+# Away from the addresses controlplane.dropped() probes (the first, middle and last of the /16).
+POD_SUBNET = IPv4Network("198.19.64.0/24")
+BRIDGE = "cl-pods0"
+BRIDGE_ADDRESS = IPv4Interface(f"{POD_SUBNET[1]}/{POD_SUBNET.prefixlen}")
+# The sandbox image containerd's CRI runs each pod in; a name only, since it is built here and never pulled.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+# Debian's packages of the container runtime, by the command each one installs.
+RUNTIME_PACKAGES = {"containerd": "containerd", "runc": "runc", "ctr": "containerd", "iptables": "iptables"}
+
+
+class NodeError(cp.ControlPlaneError):
+    """The node could not be installed, started or registered."""
+
+
+def run_command(args: list[str | Path], **kwargs: Any) -> str:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False, **kwargs)
+    if done.returncode != 0:
+        raise NodeError(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+    return done.stdout
+
+
+def install_packages(packages: dict[str, str]) -> None:
+    """apt-get install the Debian packages whose commands are missing; a no-op once installed."""
+    missing = sorted({package for command, package in packages.items() if shutil.which(command) is None})
+    if missing:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        run_command(["apt-get", "install", "--yes", "--no-install-recommends", *missing], env=env)
+
+
+def cni_bin(pins: dict[str, tools.Pin]) -> Path:
+    """A folder of the pinned CNI plugins under the names CNI calls them by."""
+    folder = tools.TOOLS_DIR / "cni" / pins["cni-bridge"].version
+    folder.mkdir(parents=True, exist_ok=True)
+    for plugin in CNI_PLUGINS:
+        link = folder / plugin
+        if not link.exists():
+            link.symlink_to(tools.binary(pins[f"cni-{plugin}"]))
+    return folder
+
+
+def image_archive(path: Path, tag: str, files: dict[str, Path], entrypoint: list[str]) -> Path:
+    """A one-layer image in `docker save` form, which `ctr images import` reads, of ``files`` (path in the image ->
+    file here)."""
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        for name, source in files.items():
+            tar.add(source, arcname=name)
+    diff_id = "sha256:" + hashlib.sha256(layer.getvalue()).hexdigest()
+    config = {
+        "architecture": "amd64",
+        "os": "linux",
+        "config": {"Entrypoint": entrypoint},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+    }
+    manifest = [{"Config": "config.json", "RepoTags": [tag], "Layers": ["layer.tar"]}]
+    with tarfile.open(path, "w") as archive:
+        for name, data in (
+            ("layer.tar", layer.getvalue()),
+            ("config.json", json.dumps(config).encode()),
+            ("manifest.json", json.dumps(manifest).encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def pause_archive(pins: dict[str, tools.Pin], folder: Path) -> Path:
+    """The pod sandbox image, made of Kubernetes' own pause program built static from the pinned module, cached."""
+    pin = pins["kubelet"]
+    archive = tools.TOOLS_DIR / "images" / f"pause-{pin.version}.tar"
+    if archive.exists():
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    source = tools.module_dir(pin) / "build" / "pause" / "linux" / "pause.c"
+    program = folder / "pause"
+    run_command(["gcc", "-Os", "-static", "-DVERSION=" + pin.version, "-o", program, source])
+    run_command(["strip", program])
+    partial = image_archive(archive.with_suffix(".part"), PAUSE_IMAGE, {"pause": program}, ["/pause"])
+    partial.replace(archive)
+    return archive
+
+
+# --- The pods' network ---------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def bridge() -> Iterator[IPv4Interface]:
+    """The pods' bridge with its host-side address, deleted on exit; the CNI bridge plugin attaches pods to it."""
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        raise NodeError(f"{BRIDGE} already exists: another node runs, or one was left behind")
+    run_command(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    try:
+        run_command(["ip", "addr", "add", str(BRIDGE_ADDRESS), "dev", BRIDGE])
+        run_command(["ip", "link", "set", BRIDGE, "up"])
+        yield BRIDGE_ADDRESS
+    finally:
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+
+
+def cni_config(folder: Path) -> Path:
+    """The network every pod joins: the bridge, addresses from the node's /24, host ports through portmap."""
+    config = {
+        "cniVersion": "1.0.0",
+        "name": "cryptolake-pods",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": BRIDGE,
+                "isGateway": True,
+                "ipMasq": False,
+                "hairpinMode": True,
+                "ipam": {
+                    "type": "host-local",
+                    "ranges": [[{"subnet": str(POD_SUBNET), "gateway": str(BRIDGE_ADDRESS.ip)}]],
+                    "dataDir": str(folder / "ipam"),
+                },
+            },
+            {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+    conf_dir = folder / "net.d"
+    conf_dir.mkdir(parents=True)
+    (conf_dir / "10-cryptolake.conflist").write_text(json.dumps(config, indent=1))
+    return conf_dir
+
+
+# --- containerd and the kubelet ------------------------------------------------------------------------------------
+
+
+def containerd_config(folder: Path, cni: Path, conf_dir: Path) -> tuple[Path, Path]:
+    """containerd's config (version 2, Debian's 1.6) with its own root, state and socket; returns it and the socket."""
+    folder.mkdir(parents=True)
+    socket = folder / "containerd.sock"
+    cri = {
+        "sandbox_image": PAUSE_IMAGE,
+        "enable_selinux": False,
+        "cni": {"bin_dir": str(cni), "conf_dir": str(conf_dir)},
+        "containerd": {
+            "snapshotter": "overlayfs",
+            "default_runtime_name": "runc",
+            "runtimes": {
+                "runc": {"runtime_type": "io.containerd.runc.v2", "options": {"SystemdCgroup": False}},
+            },
+        },
+    }
+    lines = [
+        "version = 2",
+        f'root = "{folder / "root"}"',
+        f'state = "{folder / "state"}"',
+        "[grpc]",
+        f'  address = "{socket}"',
+        '[plugins."io.containerd.grpc.v1.cri"]',
+        *_toml_table('plugins."io.containerd.grpc.v1.cri"', cri),
+    ]
+    path = folder / "containerd.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path, socket
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def _toml_table(prefix: str, table: dict[str, Any]) -> list[str]:
+    """TOML lines of a nested table: the plain keys first, then each sub-table under its full name."""
+    lines = [f"  {key} = {_toml_value(value)}" for key, value in table.items() if not isinstance(value, dict)]
+    for key, value in table.items():
+        if isinstance(value, dict):
+            name = f"{prefix}.{key if key.isidentifier() else json.dumps(key)}"
+            lines += [f"[{name}]", *_toml_table(name, value)]
+    return lines
+
+
+def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
+    """The kubelet's configuration: this machine's cgroup v1 and no swap accounting allowed, serving on loopback,
+    its cgroups left flat (no QoS tree), which a container's cgroup mounts may not allow."""
+    config = {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "failCgroupV1": False,
+        "failSwapOn": False,
+        "cgroupDriver": "cgroupfs",
+        "cgroupsPerQOS": False,
+        "enforceNodeAllocatable": [],
+        "containerRuntimeEndpoint": f"unix://{socket}",
+        "address": cp.LOOPBACK,
+        "port": cp.free_port(),
+        "healthzBindAddress": cp.LOOPBACK,
+        "healthzPort": cp.free_port(),
+        "readOnlyPort": 0,
+        "authentication": {
+            "anonymous": {"enabled": False},
+            "webhook": {"enabled": False},
+            "x509": {"clientCAFile": str(plane.ca[0])},
+        },
+        "authorization": {"mode": "AlwaysAllow"},
+        # A busy machine's disk and memory must not evict the test's pods.
+        "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
+        "resolvConf": "/etc/resolv.conf",
+        "serializeImagePulls": False,
+    }
+    path = folder / "kubelet.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@dataclass
+class Node:
+    name: str
+    address: IPv4Interface
+    containerd_socket: Path
+    processes: list[cp.Process]
+
+    def ctr(self, *args: str | Path) -> str:
+        """ctr in the namespace the kubelet's containers live in."""
+        return run_command(["ctr", "--address", self.containerd_socket, "--namespace", "k8s.io", *args])
+
+    def load(self, archive: Path) -> None:
+        """Import an image archive (`docker save` form) for the kubelet's pods."""
+        self.ctr("images", "import", archive)
+
+
+def remove_containers(socket: Path) -> None:
+    """Kill and delete every container's task, so that no shim outlives containerd."""
+    ctr = ["ctr", "--address", str(socket), "--namespace", "k8s.io", "tasks"]
+    listed = subprocess.run([*ctr, "ls", "--quiet"], capture_output=True, text=True, check=False).stdout.split()
+    for task in listed:
+        subprocess.run([*ctr, "delete", "--force", task], capture_output=True, check=False)
+
+
+def unmount_under(folder: Path) -> None:
+    """Unmount what the kubelet and containerd mounted under ``folder`` (volumes, rootfs), deepest first."""
+    points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    for point in sorted((p for p in points if p.startswith(f"{folder}/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+
+
+def ready(api: cp.Api, name: str) -> bool:
+    node = api.get(f"/api/v1/nodes/{name}")
+    conditions = {c["type"]: c["status"] for c in node.get("status", {}).get("conditions", [])}
+    return conditions.get("Ready") == "True"
+
+
+@contextmanager
+def controllers(plane: cp.ControlPlane, binary: Callable[[str], Path], timeout: float) -> Iterator[list[cp.Process]]:
+    """kube-scheduler and kube-controller-manager as the admin, on loopback, each healthy before this yields. The
+    controller manager publishes the cluster CA (kube-root-ca.crt) that every pod's service account volume mounts."""
+    pki, logs = plane.kubeconfig.parent / "pki", plane.processes[0].log.parent
+    common = {"kubeconfig": plane.kubeconfig, "bind-address": cp.LOOPBACK, "leader-elect": "false"}
+    flags = {
+        "kube-scheduler": common,
+        "kube-controller-manager": {
+            **common,
+            "root-ca-file": plane.ca[0],
+            "service-account-private-key-file": pki / "service-accounts.key",
+            "use-service-account-credentials": "false",
+            # No cloud and no node ranges to hand out: the node's CNI config holds its pod subnet.
+            "controllers": "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
+        },
+    }
+    processes: list[cp.Process] = []
+    try:
+        for name, own in flags.items():
+            port = cp.free_port()
+            args = [f"--{k}={v}" for k, v in {**own, "secure-port": port}.items()]
+            process = cp.spawn(name, [binary(name), *args], logs)
+            processes.append(process)
+            cp.wait_for(name, lambda p=process, port=port: p.alive() and _secure_healthy(port), timeout)
+        yield processes
+    finally:
+        for process in reversed(processes):
+            process.stop()
+
+
+def _secure_healthy(port: int) -> bool:
+    """The component's /healthz over its self-signed HTTPS, which is open to anyone without credentials."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    url = f"https://{cp.LOOPBACK}:{port}/healthz"
+    with urllib.request.urlopen(url, context=context, timeout=5) as response:
+        return bool(response.status == 200)
+
+
+@contextmanager
+def running(
+    plane: cp.ControlPlane,
+    binary: Callable[[str], Path],
+    pins: dict[str, tools.Pin],
+    folder: Path,
+    timeout: float,
+) -> Iterator[Node]:
+    """containerd and a kubelet registered as a Ready node of ``plane``, torn down on exit; call inside
+    ``controlplane.blackholed()``."""
+    install_packages(RUNTIME_PACKAGES)
+    cni = cni_bin(pins)
+    pause = pause_archive(pins, folder)
+    logs = plane.processes[0].log.parent
+    processes: list[cp.Process] = []
+    with bridge() as address:
+        try:
+            conf_dir = cni_config(folder / "cni")
+            config, socket = containerd_config(folder / "containerd", cni, conf_dir)
+            containerd = cp.spawn("containerd", ["containerd", "--config", config], logs)
+            processes.append(containerd)
+            cp.wait_for("containerd", lambda: containerd.alive() and socket.exists(), timeout)
+            node = Node(NODE_NAME, address, socket, processes)
+            cp.wait_for("containerd's CRI", lambda: bool(node.ctr("version")), timeout)
+            node.load(pause)
+            credentials = cp.make_cert(
+                plane.ca, plane.kubeconfig.parent / "pki", "kubelet",
+                f"/O=system:masters/CN=system:node:{NODE_NAME}", client=True,
+            )  # fmt: skip
+            kubeconfig = cp.write_kubeconfig(
+                folder / "kubelet.kubeconfig",
+                plane.api.server,
+                plane.ca[0],
+                {"client-certificate": str(credentials[0]), "client-key": str(credentials[1])},
+            )
+            kubelet_flags = {
+                "config": kubelet_config(folder, socket, plane),
+                "kubeconfig": kubeconfig,
+                "root-dir": folder / "kubelet",
+                "cert-dir": folder / "kubelet-pki",
+                "hostname-override": NODE_NAME,
+                "node-ip": address.ip,
+            }
+            kubelet = cp.spawn("kubelet", [binary("kubelet"), *[f"--{k}={v}" for k, v in kubelet_flags.items()]], logs)
+            processes.append(kubelet)
+            cp.wait_for("the node Ready", lambda: kubelet.alive() and ready(plane.api, NODE_NAME), timeout)
+            yield node
+        finally:
+            # The kubelet first, so that it restarts none of the containers that go next.
+            for process in reversed(processes[1:]):
+                process.stop()
+            if processes:
+                remove_containers(socket)
+                processes[0].stop()
+            unmount_under(folder)
