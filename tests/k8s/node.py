@@ -17,7 +17,7 @@ import subprocess
 import tarfile
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
@@ -47,7 +47,9 @@ class NodeError(cp.ControlPlaneError):
 def run_command(args: list[str | Path], **kwargs: Any) -> str:
     done = subprocess.run([str(a) for a in args], capture_output=True, text=True, check=False, **kwargs)
     if done.returncode != 0:
-        raise NodeError(f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stderr[-4000:]}")
+        raise NodeError(
+            f"{' '.join(map(str, args))} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done.stdout
 
 
@@ -167,6 +169,9 @@ def containerd_config(folder: Path, cni: Path, conf_dir: Path) -> tuple[Path, Pa
     cri = {
         "sandbox_image": PAUSE_IMAGE,
         "enable_selinux": False,
+        # This machine withholds CAP_SYS_RESOURCE, so no process may lower its OOM score below containerd's: runc
+        # fails at the pause container's -998 ("can't get final child's PID from pipe") unless it is clamped.
+        "restrict_oom_score_adj": True,
         "cni": {"bin_dir": str(cni), "conf_dir": str(conf_dir)},
         "containerd": {
             "snapshotter": "overlayfs",
@@ -257,6 +262,18 @@ class Node:
         self.ctr("images", "import", archive)
 
 
+def drain(api: cp.Api, node: Node, timeout: float) -> None:
+    """Delete the node's pods and give the kubelet a while to stop their sandboxes, which tears down their network
+    (CNI DEL); whatever is left is force-removed after."""
+    pods = api.get(f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node.name}")["items"]
+    for pod in pods:
+        meta = pod["metadata"]
+        with suppress(cp.ApiError):
+            api.request("DELETE", f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}?gracePeriodSeconds=0")
+    with suppress(cp.ControlPlaneError):
+        cp.wait_for("the node's sandboxes to stop", lambda: "RUNNING" not in node.ctr("tasks", "ls"), timeout)
+
+
 def remove_containers(socket: Path) -> None:
     """Kill and delete every container's task, so that no shim outlives containerd."""
     ctr = ["ctr", "--address", str(socket), "--namespace", "k8s.io", "tasks"]
@@ -279,34 +296,27 @@ def ready(api: cp.Api, name: str) -> bool:
 
 
 @contextmanager
-def controllers(plane: cp.ControlPlane, binary: Callable[[str], Path], timeout: float) -> Iterator[list[cp.Process]]:
-    """kube-scheduler and kube-controller-manager as the admin, on loopback, each healthy before this yields. The
-    controller manager publishes the cluster CA (kube-root-ca.crt) that every pod's service account volume mounts."""
-    pki, logs = plane.kubeconfig.parent / "pki", plane.processes[0].log.parent
-    common = {"kubeconfig": plane.kubeconfig, "bind-address": cp.LOOPBACK, "leader-elect": "false"}
+def controller_manager(plane: cp.ControlPlane, binary: Path, timeout: float) -> Iterator[cp.Process]:
+    """kube-controller-manager as the admin, on loopback, healthy before this yields: it gives namespaces their
+    default service account and publishes the cluster CA (kube-root-ca.crt) that every pod's token volume mounts.
+    No scheduler runs: the tests' pods name their node."""
+    port = cp.free_port()
     flags = {
-        "kube-scheduler": common,
-        "kube-controller-manager": {
-            **common,
-            "root-ca-file": plane.ca[0],
-            "service-account-private-key-file": pki / "service-accounts.key",
-            "use-service-account-credentials": "false",
-            # No cloud and no node ranges to hand out: the node's CNI config holds its pod subnet.
-            "controllers": "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller",
-        },
+        "kubeconfig": plane.kubeconfig,
+        "bind-address": cp.LOOPBACK,
+        "secure-port": port,
+        "leader-elect": "false",
+        "root-ca-file": plane.ca[0],
+        "service-account-private-key-file": plane.kubeconfig.parent / "pki" / "service-accounts.key",
+        "use-service-account-credentials": "false",
     }
-    processes: list[cp.Process] = []
+    args = [f"--{k}={v}" for k, v in flags.items()]
+    process = cp.spawn("kube-controller-manager", [binary, *args], plane.processes[0].log.parent)
     try:
-        for name, own in flags.items():
-            port = cp.free_port()
-            args = [f"--{k}={v}" for k, v in {**own, "secure-port": port}.items()]
-            process = cp.spawn(name, [binary(name), *args], logs)
-            processes.append(process)
-            cp.wait_for(name, lambda p=process, port=port: p.alive() and _secure_healthy(port), timeout)
-        yield processes
+        cp.wait_for(process.name, lambda: process.alive() and _secure_healthy(port), timeout)
+        yield process
     finally:
-        for process in reversed(processes):
-            process.stop()
+        process.stop()
 
 
 def _secure_healthy(port: int) -> bool:
@@ -367,6 +377,8 @@ def running(
             cp.wait_for("the node Ready", lambda: kubelet.alive() and ready(plane.api, NODE_NAME), timeout)
             yield node
         finally:
+            if len(processes) > 1:
+                drain(plane.api, node, timeout=60)
             # The kubelet first, so that it restarts none of the containers that go next.
             for process in reversed(processes[1:]):
                 process.stop()
