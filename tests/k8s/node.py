@@ -58,7 +58,13 @@ def install_packages(packages: dict[str, str]) -> None:
     missing = sorted({package for command, package in packages.items() if shutil.which(command) is None})
     if missing:
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        run_command(["apt-get", "install", "--yes", "--no-install-recommends", *missing], env=env)
+        install = ["apt-get", "install", "--yes", "--no-install-recommends", *missing]
+        try:
+            run_command(install, env=env)
+        except NodeError:
+            # A fresh machine may have no package lists yet.
+            run_command(["apt-get", "update"], env=env)
+            run_command(install, env=env)
 
 
 def cni_bin(pins: dict[str, tools.Pin]) -> Path:
@@ -211,6 +217,22 @@ def _toml_table(prefix: str, table: dict[str, Any]) -> list[str]:
     return lines
 
 
+@dataclass
+class Node:
+    name: str
+    address: IPv4Interface
+    containerd_socket: Path
+    processes: list[cp.Process]
+
+    def ctr(self, *args: str | Path) -> str:
+        """ctr in the namespace the kubelet's containers live in."""
+        return run_command(["ctr", "--address", self.containerd_socket, "--namespace", "k8s.io", *args])
+
+    def load(self, archive: Path) -> None:
+        """Import an image archive (`docker save` form) for the kubelet's pods."""
+        self.ctr("images", "import", archive)
+
+
 def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
     """The kubelet's configuration: this machine's cgroup v1 and no swap accounting allowed, serving on loopback,
     its cgroups left flat (no QoS tree), which a container's cgroup mounts may not allow."""
@@ -244,22 +266,6 @@ def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
     path = folder / "kubelet.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
-
-
-@dataclass
-class Node:
-    name: str
-    address: IPv4Interface
-    containerd_socket: Path
-    processes: list[cp.Process]
-
-    def ctr(self, *args: str | Path) -> str:
-        """ctr in the namespace the kubelet's containers live in."""
-        return run_command(["ctr", "--address", self.containerd_socket, "--namespace", "k8s.io", *args])
-
-    def load(self, archive: Path) -> None:
-        """Import an image archive (`docker save` form) for the kubelet's pods."""
-        self.ctr("images", "import", archive)
 
 
 def drain(api: cp.Api, node: Node, timeout: float) -> None:
