@@ -88,6 +88,8 @@ def dockerd(folder: Path, timeout: float) -> Iterator[Docker]:
         yield docker
     finally:
         process.stop()
+        # Its network namespace's mount stays behind otherwise.
+        nodes.unmount_under(folder)
 
 
 def debian_image(docker: Docker) -> str:

@@ -2,7 +2,8 @@
 built from the API server's module, all on this machine, with every path under the test's own folder.
 
 The pods' bridge holds one /24 of the blackholed pod range: its connected route makes that /24 local to the
-bridge, and the rest of the range stays dropped.
+bridge, and the rest of the range stays dropped. The kubelet adds no iptables chains, and the kernel settings it
+changes at start are put back when it stops.
 """
 
 from __future__ import annotations
@@ -261,6 +262,8 @@ def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
         "resolvConf": "/etc/resolv.conf",
+        # The kubelet's own iptables chains would stay in this machine's tables; nothing here needs them.
+        "makeIPTablesUtilChains": False,
         "serializeImagePulls": False,
     }
     path = folder / "kubelet.yaml"
@@ -335,6 +338,31 @@ def _secure_healthy(port: int) -> bool:
         return bool(response.status == 200)
 
 
+# The kernel settings a kubelet sets at start (container_manager_linux.go's setupKernelTunables), which the machine's
+# own values must get back afterwards.
+KUBELET_SYSCTLS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+)
+
+
+@contextmanager
+def kernel_settings_restored(names: tuple[str, ...] = KUBELET_SYSCTLS) -> Iterator[None]:
+    """Put the named /proc/sys settings back to their values at entry."""
+    files = [Path("/proc/sys") / name for name in names]
+    saved = {path: path.read_text() for path in files}
+    try:
+        yield
+    finally:
+        for path, value in saved.items():
+            if path.read_text() != value:
+                path.write_text(value)
+
+
 @contextmanager
 def running(
     plane: cp.ControlPlane,
@@ -350,7 +378,7 @@ def running(
     pause = pause_archive(pins, folder)
     logs = plane.processes[0].log.parent
     processes: list[cp.Process] = []
-    with bridge() as address:
+    with bridge() as address, kernel_settings_restored():
         try:
             conf_dir = cni_config(folder / "cni")
             config, socket = containerd_config(folder / "containerd", cni, conf_dir)

@@ -68,6 +68,12 @@ def test_node_registers_ready_at_the_api_servers_version(node: nodes.Node, plane
     assert nodes.ready(plane.api, node.name)
 
 
+def test_node_leaves_this_machines_iptables_alone(node: nodes.Node) -> None:
+    """No kubelet chain in any table: the node's only change to the host's network is its bridge."""
+    for command in ("iptables-save", "ip6tables-save"):
+        assert "KUBE-" not in subprocess.run([command], capture_output=True, text=True, check=True).stdout, command
+
+
 def test_pod_routes_stay_on_the_bridge(node: nodes.Node) -> None:
     """The pod subnet's route goes to the bridge, a device of this machine, never through a gateway."""
     routes = json.loads(
@@ -281,7 +287,8 @@ def test_spark_image_runs_a_query_on_a_read_only_root_as_the_chart_mounts_it(
         "name": "query",
         "image": project_images["spark"],
         "imagePullPolicy": "Never",
-        "command": ["sh", "-c", f"echo '{query}' > /tmp/query.py && {submit}"],
+        # Arguments only: the image's entrypoint runs them, as it runs a driver's.
+        "args": ["sh", "-c", f"echo '{query}' > /tmp/query.py && {submit}"],
         "resources": {"limits": {"memory": str(limit)}},
         "securityContext": driver["securityContext"],
         "volumeMounts": driver["volumeMounts"],
