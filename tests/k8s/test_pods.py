@@ -1,8 +1,11 @@
-"""Real pods on the test control plane (issue 10, tier 2): a kubelet from the API server's module, containerd and
-runc from Debian's packages, the pinned CNI plugins, and the node they make registered Ready.
+"""Real pods on the test control plane (issue 10, tier 2), step by step, each step's tests kept whatever the next
+does: a node (a kubelet from the API server's module, containerd and runc from Debian's packages, the pinned CNI
+plugins) registered Ready; the stand-in images and the project's two Dockerfiles built unchanged on them, loaded into
+the node; then pods of them running on the node.
 
-The control plane is tier 1's (tests/k8s/test_control_plane.py's fixtures), with its blackhole routes in place
-before anything starts.
+The control plane is conftest's, shared with test_control_plane.py, inside the blackhole routes checked before
+anything starts. Where tier 2 stops, and why, is in the README's Kubernetes section: no scheduler, Service routing or
+cluster DNS runs, so the charts' own workloads do not run here yet.
 """
 
 from __future__ import annotations
