@@ -1,9 +1,12 @@
 """Fixtures of the Kubernetes checks: the pinned tools, installed on first use (Go builds from the module proxy,
-then cached under .cryptolake/tools/k8s), and the charts rendered with them. No cluster, no Docker."""
+then cached under .cryptolake/tools/k8s), the charts rendered with them, and the test control plane that
+test_control_plane.py and test_pods.py share, inside the cluster ranges' blackhole routes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +14,17 @@ import pytest
 import yaml
 
 from cryptolake.k8s import tools
-from tests.k8s import render
+from tests.k8s import controlplane, render
+from tests.k8s.controlplane import ControlPlane
 
 # A first run builds helm, kubeconform, helm-unittest, skaffold and the control plane from source: beyond the suite's
 # per-test limit.
 INSTALL_TIMEOUT = 1800
+
+
+needs_root = pytest.mark.skipif(
+    sys.platform != "linux" or os.geteuid() != 0, reason="the cluster ranges' blackhole routes need root on Linux"
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -80,3 +89,18 @@ def manifest_file(tmp_path: Path) -> Callable[[str, list[render.Manifest]], Path
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def network() -> Iterator[None]:
+    with controlplane.blackholed():
+        yield
+
+
+@pytest.fixture(scope="session")
+def plane(
+    network: None, tool: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    folder = tmp_path_factory.mktemp("control-plane")
+    with controlplane.running(tool("etcd"), tool("kube-apiserver"), folder, INSTALL_TIMEOUT) as running:
+        yield running

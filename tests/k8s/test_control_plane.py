@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 import subprocess
-import sys
 import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -29,34 +27,17 @@ from core.settings import secret_env_names
 from cryptolake.k8s import tools
 from cryptolake.local.paths import REPO_ROOT
 from tests.k8s import controlplane, render, sparkoperator
-from tests.k8s.conftest import INSTALL_TIMEOUT
+from tests.k8s.conftest import INSTALL_TIMEOUT, needs_root
 from tests.k8s.controlplane import Api, ControlPlane
 from tests.k8s.test_contract import parse_bytes
 
-pytestmark = pytest.mark.skipif(
-    sys.platform != "linux" or os.geteuid() != 0, reason="the cluster ranges' blackhole routes need root on Linux"
-)
+pytestmark = needs_root
 
 # Stands for whatever tag skaffold gives the images it builds.
 IMAGE_TAG = "tier1"
 NAMESPACE = render.namespace()
 DRIVER_CONTAINER = "spark-kubernetes-driver"
 LAYERS = ("bronze", "silver", "gold")
-
-
-@pytest.fixture(scope="session")
-def network() -> Iterator[None]:
-    with controlplane.blackholed():
-        yield
-
-
-@pytest.fixture(scope="session")
-def plane(
-    network: None, tool: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ControlPlane]:
-    folder = tmp_path_factory.mktemp("control-plane")
-    with controlplane.running(tool("etcd"), tool("kube-apiserver"), folder, INSTALL_TIMEOUT) as running:
-        yield running
 
 
 @dataclass(frozen=True)
