@@ -20,8 +20,8 @@ from typing import Any
 
 import pyspark
 import pytest
-from cryptolake.jars import read_pins
 
+from core.jars import read_pins
 from cryptolake.k8s import tools
 from cryptolake.local.paths import REPO_ROOT
 from tests.k8s import controlplane, images, render
