@@ -1,6 +1,6 @@
 # The Spark image of the bronze, silver and gold SparkApplications: the official Apache Spark image of pyspark's
 # version, the jars pinned in spark-jars.txt on Spark's classpath, and the project installed from uv.lock.
-ARG SPARK_IMAGE=apache/spark:4.0.0-scala2.13-java17-python3-ubuntu
+ARG SPARK_IMAGE=apache/spark:4.1.1-scala2.13-java21-python3-ubuntu
 
 FROM ${SPARK_IMAGE} AS build
 USER root
