@@ -1,7 +1,7 @@
 # The Spark image of the bronze, silver and gold SparkApplications: the official Apache Spark image of pyspark's
 # version, the jars pinned in spark-jars.txt on Spark's classpath, the jobs' dependency group from uv.lock, and the
 # two packages the jobs run: core and jobs.
-ARG SPARK_IMAGE=apache/spark:4.0.0-scala2.13-java17-python3-ubuntu
+ARG SPARK_IMAGE=apache/spark:4.1.1-scala2.13-java21-python3-ubuntu
 
 FROM ${SPARK_IMAGE} AS build
 USER root

@@ -127,7 +127,7 @@ def test_copied_paths_exist_in_the_build_context(path: Path) -> None:
 def test_spark_image_is_the_official_one_of_pysparks_version() -> None:
     dockerfile = parse(SPARK_DOCKERFILE)
     assert {stage.base for stage in dockerfile.stages} == {
-        f"apache/spark:{pyspark_version()}-scala2.13-java17-python3-ubuntu"
+        f"apache/spark:{pyspark_version()}-scala2.13-java21-python3-ubuntu"
     }
 
 
