@@ -30,8 +30,8 @@ from cryptolake.local.kafka import Kafka, ensure_topic, install_kafka
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import can_connect, free_port
 from cryptolake.settings import Settings
+from ingestion.metrics import metric_total
 from ingestion.recordings import load
-from ingestion.replay import metric_total
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "binance"

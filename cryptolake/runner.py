@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from cryptolake.local.procs import ManagedProcess, free_port
 from cryptolake.settings import Settings
 from cryptolake.status import Progress, freshest_bars
 from ingestion import recordings
+from ingestion.metrics import metric_total
 from ingestion.replay import ingestor_settings
 
 LAYERS = ("bronze", "silver", "gold")
@@ -197,19 +197,7 @@ class Pipeline:
 
     def ingested_frames(self) -> int:
         """Frames the ingestor has put into Kafka, from its /metrics."""
-        url = f"http://127.0.0.1:{self.settings.ingestor_http_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return 0
-        return int(
-            sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("cryptolake_ingestor_frames_total")
-            )
-        )
+        return int(metric_total(self.settings.ingestor_http_port, "frames_total"))
 
     def status_line(self, now: float | None = None) -> str:
         """The counts of this run, then a line per symbol's freshest bar and per venue the ingestor cannot reach."""

@@ -23,10 +23,9 @@ from cryptolake.settings import Settings
 from ingestion.config import Connection
 from ingestion.exchanges import Binance
 from ingestion.ingestor import Ingestor
-from ingestion.metrics import Metrics
+from ingestion.metrics import Metrics, metric_total
 from ingestion.producer import FrameProducer
 from ingestion.recordings import TimedFrame
-from ingestion.replay import metric_total
 from ingestion.venue import FeedSequence, LocalVenue, VenueThread, route_path
 from tests.ingestion.frames import binance_trade
 from tests.ingestion.harness import wait_until
