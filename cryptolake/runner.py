@@ -119,11 +119,15 @@ class Pipeline:
     def start(self) -> None:
         for name in self._commands:
             self.process(name).check_not_running(self.paths.state)
+        self.follow_logs()
         for name in self._commands:
-            # The logs keep earlier runs' lines: the progress of this run starts at their end.
+            self._spawn(name)
+
+    def follow_logs(self) -> None:
+        """Count in :attr:`progress` only what the children log from now on: the logs keep earlier runs' lines."""
+        for name in self._commands:
             with contextlib.suppress(FileNotFoundError):
                 self._log_offsets[name] = self.process(name).log.stat().st_size
-            self._spawn(name)
 
     def _spawn(self, name: str) -> None:
         process = self.process(name)
