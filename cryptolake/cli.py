@@ -285,7 +285,8 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     dashboard = commands.add_parser("dashboard", help="serve the live dashboard alone, on the lake as it is")
     dashboard.add_argument("--port", type=int, default=DASHBOARD_PORT, help="its port (0: any free one)")
-    dashboard.add_argument("--jvm-per-layer", action="store_true", help="the layers run as up --jvm-per-layer runs them")
+    layers_help = "the layers run a driver each, as up --jvm-per-layer runs them"
+    dashboard.add_argument("--jvm-per-layer", action="store_true", help=layers_help)
     dashboard.set_defaults(func=cmd_dashboard)
     commands.add_parser("down", help="stop a running cryptolake up").set_defaults(func=cmd_down)
     bars = commands.add_parser("bars", help="print gold bars from the lake")
