@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +64,7 @@ def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
     try:
         services.start()
         pipeline.start()
-        web = dashboard_server.serve(view, args.dashboard_port)
+        web = _serve_dashboard(view, args.dashboard_port)
         console = f"http://127.0.0.1:{settings.minio_console_port}"
         print(f"cryptolake is up ({args.source} source). Logs: {paths.logs}")
         print(f"Dashboard: {dashboard_server.url(web)}  (live candles and the pipeline's health)")
@@ -94,6 +96,17 @@ def _watch(pipeline: Pipeline, view: LakeView, stop: threading.Event) -> int:
     return 0
 
 
+def _serve_dashboard(view: LakeView, port: int) -> ThreadingHTTPServer:
+    """The dashboard on ``port``, or on a free one if another program has it: a busy port must not stop the stack."""
+    try:
+        return dashboard_server.serve(view, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"port {port} is in use; the dashboard takes a free one")
+        return dashboard_server.serve(view, 0)
+
+
 def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     """The dashboard alone, on the lake as it is; the health counts what the layers log from now on."""
     pipeline = Pipeline(settings, source=None, jvm_per_layer=args.jvm_per_layer)
@@ -104,7 +117,7 @@ def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
     if view.error:
         print(f"error: {view.error}", file=sys.stderr)
         return 1
-    web = dashboard_server.serve(view, args.port)
+    web = _serve_dashboard(view, args.port)
     print(f"Dashboard: {dashboard_server.url(web)}  (the lake at {settings.s3_endpoint}). Ctrl-C stops.", flush=True)
     try:
         while not stop.wait(STATUS_SECONDS):

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from cryptolake import cli
 from cryptolake.dashboard import bars, server
 from cryptolake.dashboard.page import STATIC, self_contained
 from cryptolake.dashboard.view import LakeView, health
@@ -122,3 +127,24 @@ def test_the_server_serves_the_page_its_files_and_the_json() -> None:
             assert get(outside)[0] == 404, outside
     finally:
         web.shutdown()
+
+
+def test_the_dashboard_command_says_when_the_lake_cannot_be_read(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CRYPTOLAKE_S3_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("CRYPTOLAKE_LOCAL_HOME", str(tmp_path))
+    assert cli.main(["dashboard", "--port", "0"]) == 1
+    assert "error: the lake at http://127.0.0.1:9 is not readable" in capsys.readouterr().err
+
+
+def test_a_busy_port_gives_the_dashboard_a_free_one(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        web = cli._serve_dashboard(LakeView(Settings()), taken.getsockname()[1])
+        try:
+            assert web.server_address[1] != taken.getsockname()[1]
+            assert "is in use; the dashboard takes a free one" in capsys.readouterr().out
+        finally:
+            web.shutdown()
