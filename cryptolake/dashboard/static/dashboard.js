@@ -47,7 +47,9 @@ function drawCandles(one) {
       upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN,
     });
     candles.priceScale().applyOptions({ scaleMargins: { top: 0.08, bottom: 0.28 } });
-    const volume = made.chart.addSeries(LWC.HistogramSeries, { priceScaleId: "volume", priceFormat: { type: "volume" } });
+    const volume = made.chart.addSeries(LWC.HistogramSeries, {
+      priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false,
+    });
     made.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.78, bottom: 0 } });
     made.series.set("candles", candles).set("volume", volume);
   }
@@ -64,6 +66,13 @@ function drawCandles(one) {
   Object.assign(made.element.dataset, { symbol: one.symbol, exchange: one.exchange, candles: one.bars.length, last: last.time });
 }
 
+function legendEntry(text, colour) {
+  const span = document.createElement("span");
+  span.textContent = text;
+  span.style.color = colour;
+  return span;
+}
+
 function drawVenues(symbol, venues, spread) {
   const made = panel(`venues ${symbol}`, document.getElementById("venues"), `${symbol}: close per venue, and spread`);
   const legend = [];
@@ -74,7 +83,7 @@ function drawVenues(symbol, venues, spread) {
     }
     made.series.get(one.exchange).applyOptions({ priceFormat: priceFormat(one.decimals) });
     made.series.get(one.exchange).setData(one.bars.map((bar) => ({ time: bar.time, value: bar.close })));
-    legend.push(`<span style="color:${colour}">■ ${one.exchange}</span>`);
+    legend.push(legendEntry(`■ ${one.exchange}`, colour));
   });
   if (spread) {
     if (!made.series.has("spread")) {
@@ -83,9 +92,10 @@ function drawVenues(symbol, venues, spread) {
     }
     made.series.get("spread").applyOptions({ priceFormat: priceFormat(venues[0].decimals) });
     made.series.get("spread").setData(spread.points.map((point) => ({ time: point.time, value: point.value })));
-    legend.push(`<span>▮ spread, latest ${spread.points[spread.points.length - 1].value.toFixed(venues[0].decimals)}</span>`);
+    const latest = spread.points[spread.points.length - 1].value.toFixed(venues[0].decimals);
+    legend.push(legendEntry(`▮ spread, latest ${latest}`, "#9e9e9e"));
   }
-  made.element.querySelector(".legend").innerHTML = legend.join("");
+  made.element.querySelector(".legend").replaceChildren(...legend);
 }
 
 function drawBars(data) {
