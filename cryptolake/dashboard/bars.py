@@ -17,7 +17,7 @@ def candle(bar: dict[str, Any]) -> dict[str, Any]:
     start = bar["bar_start"]
     return {
         "time": int(start.replace(tzinfo=start.tzinfo or UTC).timestamp()),  # the lake's times are UTC
-        **{k: float(bar[k]) for k in ("open", "high", "low", "close", "volume")},
+        **{k: float(bar[k]) for k in ("open", "high", "low", "close", "volume", "vwap")},
         "trades": bar["trades"],
     }
 

@@ -25,7 +25,7 @@ from cryptolake.status import Progress
 def _bar(exchange: str, minute: int, close: str, symbol: str = "BTC-USDT") -> dict[str, Any]:
     return {"exchange": exchange, "symbol": symbol, "bar_start": datetime(2026, 1, 1, 0, minute),
             "open": Decimal("100.5000000000"), "high": Decimal("101.2500000000"), "low": Decimal("99.0000000000"),
-            "close": Decimal(close), "volume": Decimal("0.5"), "trades": 3}  # fmt: skip
+            "close": Decimal(close), "volume": Decimal("0.5"), "vwap": 100.25, "trades": 3}  # fmt: skip
 
 
 def test_series_per_venue_and_symbol_in_utc_seconds_with_the_symbols_precision() -> None:
@@ -39,7 +39,7 @@ def test_series_per_venue_and_symbol_in_utc_seconds_with_the_symbols_precision()
     ]
     assert got[0]["bars"][0] == {
         "time": 1767225600,  # 2026-01-01T00:00Z: the lake's naive times are UTC, whatever the machine's zone
-        **{"open": 100.5, "high": 101.25, "low": 99.0, "close": 100.125, "volume": 0.5, "trades": 3},
+        **{"open": 100.5, "high": 101.25, "low": 99.0, "close": 100.125, "volume": 0.5, "vwap": 100.25, "trades": 3},
     }
     assert got[0]["decimals"] == 3 and got[2]["decimals"] == 2
 

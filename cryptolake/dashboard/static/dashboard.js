@@ -6,6 +6,7 @@ const LWC = window.LightweightCharts;
 const POLL_MS = 3000;
 const UP = "#26a69a";
 const DOWN = "#ef5350";
+const VWAP = "#2962ff";
 const VENUE_COLOURS = { binance: "#f0b90b", kraken: "#5741d9", coinbase: "#0052ff", bybit: "#222222", okx: "#8c8c8c" };
 const OTHER_COLOURS = ["#e91e63", "#009688", "#795548", "#3f51b5"];
 
@@ -51,17 +52,22 @@ function drawCandles(one) {
       priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false,
     });
     made.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.78, bottom: 0 } });
-    made.series.set("candles", candles).set("volume", volume);
+    const vwap = made.chart.addSeries(LWC.LineSeries, {
+      color: VWAP, lineWidth: 1, lastValueVisible: false, priceLineVisible: false, title: "vwap",
+    });
+    made.series.set("candles", candles).set("volume", volume).set("vwap", vwap);
   }
   made.series.get("candles").applyOptions({ priceFormat: priceFormat(one.decimals) });
   made.series.get("candles").setData(one.bars);
+  made.series.get("vwap").applyOptions({ priceFormat: priceFormat(one.decimals) });
+  made.series.get("vwap").setData(one.bars.map((bar) => ({ time: bar.time, value: bar.vwap })));
   made.series.get("volume").setData(one.bars.map((bar) => ({
     time: bar.time, value: bar.volume, color: bar.close >= bar.open ? UP + "80" : DOWN + "80",
   })));
   const last = one.bars[one.bars.length - 1];
   made.element.querySelector(".legend").textContent =
     `last ${new Date(last.time * 1000).toISOString().slice(11, 16)}: O ${last.open} H ${last.high} ` +
-    `L ${last.low} C ${last.close} V ${last.volume} n ${last.trades}`;
+    `L ${last.low} C ${last.close} V ${last.volume} vwap ${last.vwap.toFixed(one.decimals)} n ${last.trades}`;
   // What a test waits on: how many candles this chart holds, and the newest one's time.
   Object.assign(made.element.dataset, { symbol: one.symbol, exchange: one.exchange, candles: one.bars.length, last: last.time });
 }
