@@ -61,20 +61,19 @@ def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
     install(settings)
     services = LocalServices(settings)
     view = LakeView(pipeline.settings)
+    # First, so that its address is on the screen while Kafka and MinIO start: the page fills in as the layers write.
+    web = _serve_dashboard(view, args.dashboard_port)
+    print(f"Dashboard: {dashboard_server.url(web)}  (live candles and the pipeline's health)", flush=True)
     try:
         services.start()
         pipeline.start()
-        web = _serve_dashboard(view, args.dashboard_port)
         console = f"http://127.0.0.1:{settings.minio_console_port}"
         print(f"cryptolake is up ({args.source} source). Logs: {paths.logs}")
-        print(f"Dashboard: {dashboard_server.url(web)}  (live candles and the pipeline's health)")
         print(f"MinIO console: {console}  user {settings.s3_access_key}  password {settings.s3_secret_key}")
         print(f"Tables: s3://{settings.lake_bucket}/bronze, /silver, /gold. Ctrl-C or `cryptolake down` stops.")
-        try:
-            return _watch(pipeline, view, stop)
-        finally:
-            web.shutdown()
+        return _watch(pipeline, view, stop)
     finally:
+        web.shutdown()
         print("stopping: ingestor, then the layers (each finishes its batch), then Kafka and MinIO ...")
         pipeline.stop()
         services.stop()
