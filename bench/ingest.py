@@ -31,7 +31,7 @@ from cryptolake.local.kafka import Kafka, ensure_topic, install_kafka
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import can_connect, free_port
 from cryptolake.venue.recordings import load
-from cryptolake.venue.replay import metric_total
+from ingestion.metrics import metric_total
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "binance"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,11 @@ import pyarrow as pa
 from core import logs
 from core.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
 from core.settings import Settings, SettingsError, describe
-from cryptolake import chart, lake
+from cryptolake import lake
+from cryptolake.dashboard import bars as dashboard_bars
+from cryptolake.dashboard import server as dashboard_server
+from cryptolake.dashboard.page import self_contained
+from cryptolake.dashboard.view import LakeView
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.local.services import LocalServices, install
@@ -28,6 +34,7 @@ from cryptolake.venue.cli import add_commands as add_ingestion_commands
 from cryptolake.venue.server import parse_speed
 
 STATUS_SECONDS = 5.0
+DASHBOARD_PORT = 8050
 
 
 def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
@@ -54,6 +61,10 @@ def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
     stop = logs.stop_on_signals(logging.getLogger("cryptolake"))
     install(settings)
     services = LocalServices(settings)
+    view = LakeView(pipeline.settings)
+    # First, so that its address is on the screen while Kafka and MinIO start: the page fills in as the layers write.
+    web = _serve_dashboard(view, args.dashboard_port)
+    print(f"Dashboard: {dashboard_server.url(web)}  (live candles and the pipeline's health)", flush=True)
     try:
         services.start()
         pipeline.start()
@@ -61,18 +72,20 @@ def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
         print(f"cryptolake is up ({args.source} source). Logs: {paths.logs}")
         print(f"MinIO console: {console}  user {settings.s3_access_key}  password {settings.s3_secret_key}")
         print(f"Tables: s3://{settings.lake_bucket}/bronze, /silver, /gold. Ctrl-C or `cryptolake down` stops.")
-        return _watch(pipeline, stop)
+        return _watch(pipeline, view, stop)
     finally:
+        web.shutdown()
         print("stopping: ingestor, then the layers (each finishes its batch), then Kafka and MinIO ...")
         pipeline.stop()
         services.stop()
         print("stopped; the data stays in place.")
 
 
-def _watch(pipeline: Pipeline, stop: threading.Event) -> int:
+def _watch(pipeline: Pipeline, view: LakeView, stop: threading.Event) -> int:
     while not stop.wait(STATUS_SECONDS):
         pipeline.poll_progress()
         print(time.strftime("%H:%M:%S"), pipeline.status_line(), flush=True)
+        view.refresh(pipeline.progress, pipeline.ingested_frames(), time.time())
         try:
             restarted = pipeline.restart_failed()
         except RuntimeError as exc:
@@ -80,6 +93,38 @@ def _watch(pipeline: Pipeline, stop: threading.Event) -> int:
             return 1
         for name in restarted:
             print(f"{name} exited; restarted it from its checkpoint (see {pipeline.paths.logs / name}.log)")
+    return 0
+
+
+def _serve_dashboard(view: LakeView, port: int) -> ThreadingHTTPServer:
+    """The dashboard on ``port``, or on a free one if another program has it: a busy port must not stop the stack."""
+    try:
+        return dashboard_server.serve(view, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        print(f"port {port} is in use; the dashboard takes a free one")
+        return dashboard_server.serve(view, 0)
+
+
+def cmd_dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    """The dashboard alone, on the lake as it is; the health counts what the layers log from now on."""
+    pipeline = Pipeline(settings, source=None, jvm_per_layer=args.jvm_per_layer)
+    pipeline.follow_logs()
+    view = LakeView(settings)
+    stop = logs.stop_on_signals(logging.getLogger("cryptolake"))
+    view.refresh(pipeline.progress, None, time.time())
+    if view.error:
+        print(f"error: {view.error}", file=sys.stderr)
+        return 1
+    web = _serve_dashboard(view, args.port)
+    print(f"Dashboard: {dashboard_server.url(web)}  (the lake at {settings.s3_endpoint}). Ctrl-C stops.", flush=True)
+    try:
+        while not stop.wait(STATUS_SECONDS):
+            pipeline.poll_progress()
+            view.refresh(pipeline.progress, None, time.time())
+    finally:
+        web.shutdown()
     return 0
 
 
@@ -192,12 +237,15 @@ def _late_line(trade: dict[str, Any]) -> str:
 
 
 def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
+    """The dashboard's charts of the bars chosen, in one HTML file that needs nothing else to open."""
     bars = _bars(settings, args)
     if not bars:
         return _no_bars(args)
     venue = ALL_VENUES if args.all_venues else args.exchange or "every exchange"
     out = args.out or Path(f"{args.symbol}-{args.interval}.html")
-    out.write_text(chart.html_page(bars, f"{args.symbol} {args.interval} bars, {venue}"))
+    candles = dashboard_bars.series(bars)
+    data = {"interval": args.interval, "series": candles, "spreads": dashboard_bars.spreads(candles)}
+    out.write_text(self_contained(data, f"{args.symbol} {args.interval} bars, {venue}"))
     print(f"{len(bars)} bars drawn in {out}")
     return 0
 
@@ -246,7 +294,13 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--speed", type=speed, default="1", help="synthetic and replay: N times real time, or max")
     up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second")
     up.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, as in Kubernetes")
+    up.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT, help="the dashboard's port (0: any free)")
     up.set_defaults(func=cmd_up)
+    dashboard = commands.add_parser("dashboard", help="serve the live dashboard alone, on the lake as it is")
+    dashboard.add_argument("--port", type=int, default=DASHBOARD_PORT, help="its port (0: any free one)")
+    layers_help = "the layers run a driver each, as up --jvm-per-layer runs them"
+    dashboard.add_argument("--jvm-per-layer", action="store_true", help=layers_help)
+    dashboard.set_defaults(func=cmd_dashboard)
     commands.add_parser("down", help="stop a running cryptolake up").set_defaults(func=cmd_down)
     bars = commands.add_parser("bars", help="print gold bars from the lake")
     _bar_selection(bars)
@@ -259,7 +313,7 @@ def parser() -> argparse.ArgumentParser:
     late.add_argument("--interval", default="1m", choices=tuple(BAR_INTERVALS))
     late.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
     late.set_defaults(func=cmd_late)
-    chart_command = commands.add_parser("chart", help="draw gold bars as a candlestick chart (HTML) with vwap")
+    chart_command = commands.add_parser("chart", help="write the dashboard's charts of gold bars as one HTML file")
     _bar_selection(chart_command)
     chart_command.add_argument("--out", type=Path, help="HTML file to write (default: SYMBOL-INTERVAL.html)")
     chart_command.set_defaults(func=cmd_chart)
@@ -274,7 +328,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # Commands that read or write the lake in MinIO.
-LAKE_COMMANDS = ("bars", "late", "chart", "reset")
+LAKE_COMMANDS = ("bars", "late", "chart", "reset", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:

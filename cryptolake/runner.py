@@ -12,7 +12,6 @@ import os
 import signal
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from cryptolake.local.procs import ManagedProcess, ServiceError, free_port
 from cryptolake.status import Progress, freshest_bars
 from cryptolake.venue import recordings
 from cryptolake.venue.replay import ingestor_settings
+from ingestion.metrics import metric_total
 
 LAYERS = ("bronze", "silver", "gold")
 ONE_JVM = "layers"  # the process running all three layers in one Spark driver
@@ -119,11 +119,15 @@ class Pipeline:
     def start(self) -> None:
         for name in self._commands:
             self.process(name).check_not_running(self.paths.state)
+        self.follow_logs()
         for name in self._commands:
-            # The logs keep earlier runs' lines: the progress of this run starts at their end.
+            self._spawn(name)
+
+    def follow_logs(self) -> None:
+        """Count in :attr:`progress` only what the children log from now on: the logs keep earlier runs' lines."""
+        for name in self._commands:
             with contextlib.suppress(FileNotFoundError):
                 self._log_offsets[name] = self.process(name).log.stat().st_size
-            self._spawn(name)
 
     def _spawn(self, name: str) -> None:
         process = self.process(name)
@@ -199,19 +203,7 @@ class Pipeline:
 
     def ingested_frames(self) -> int:
         """Frames the ingestor has put into Kafka, from its /metrics."""
-        url = f"http://127.0.0.1:{self.settings.ingestor_http_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                text = response.read().decode()
-        except OSError:
-            return 0
-        return int(
-            sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("cryptolake_ingestor_frames_total")
-            )
-        )
+        return int(metric_total(self.settings.ingestor_http_port, "frames_total"))
 
     def status_line(self, now: float | None = None) -> str:
         """The counts of this run, then a line per symbol's freshest bar and per venue the ingestor cannot reach."""

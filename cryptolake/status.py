@@ -36,6 +36,7 @@ class LayerProgress:
     rows: int = 0
     batches: int = 0
     started_at: float | None = None  # its first query's start in this run
+    wrote_at: float | None = None  # its newest batch that wrote rows
     waiting_for: str | None = None  # the table it waits for before it can start
     recent: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -43,6 +44,8 @@ class LayerProgress:
         self.rows += rows
         self.batches += 1
         self.recent.append((at, rows))
+        if rows:
+            self.wrote_at = at
 
     def rate(self, now: float) -> float:
         """Rows per second over the last RATE_SECONDS, or since the layer started if that is later."""
@@ -134,7 +137,8 @@ def _rate(per_second: float) -> str:
     return f"{per_second:,.0f}/s" if per_second >= 1 else f"{per_second * 60:,.0f}/min"
 
 
-def _decimals(price: Decimal) -> int:
+def price_decimals(price: Decimal) -> int:
+    """The decimals ``price`` needs: the lake keeps ten for every symbol, mostly trailing zeros."""
     exponent = price.normalize().as_tuple().exponent
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
@@ -149,7 +153,7 @@ def freshest_bars(bars: pa.Table) -> list[str]:
         symbol = bar["symbol"]
         if symbol not in newest or bar["bar_start"] > newest[symbol]["bar_start"]:
             newest[symbol] = bar
-        places = max(_decimals(bar[k]) for k in ("open", "high", "low", "close"))
+        places = max(price_decimals(bar[k]) for k in ("open", "high", "low", "close"))
         decimals[symbol] = max(decimals.get(symbol, 0), places)
     lines = []
     for symbol in sorted(newest):

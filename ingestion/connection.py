@@ -16,12 +16,13 @@ import time
 from typing import Protocol
 
 import websocket
+from prometheus_client import Counter
 
 from core import logs
 from core.throttle import Throttle
 from core.venues import Exchange, FrameKind, Parsed
 from core.venues.base import UNREADABLE, error
-from ingestion.metrics import Metrics, Series
+from ingestion.metrics import Metrics
 from ingestion.producer import MAX_FRAME_BYTES
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class VenueMetrics:
         self.handovers = metrics.counter("handovers_total", exchange=exchange)
         self.connections = metrics.gauge("connections", exchange=exchange)
 
-    def errors(self, reason: str) -> Series:
+    def errors(self, reason: str) -> Counter:
         return self._metrics.counter("error_frames_total", exchange=self.exchange, reason=reason)
 
 

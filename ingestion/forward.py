@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from prometheus_client import Counter
+
 from core.venues import Exchange, FrameKind, Parsed
 from ingestion.gaps import GapTracker
-from ingestion.metrics import Metrics, Series
+from ingestion.metrics import Metrics
 
 
 class FrameSender(Protocol):
@@ -17,9 +19,9 @@ class FrameSender(Protocol):
 @dataclass(frozen=True)
 class _SymbolSeries:
     key: bytes
-    frames: Series
-    bytes: Series
-    trades: Series
+    frames: Counter
+    bytes: Counter
+    trades: Counter
 
 
 def _trade_id(pair: tuple[str, int | None]) -> int:

@@ -8,8 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from prometheus_client import Counter
+
 from core import logs
-from ingestion.metrics import Metrics, Series
+from ingestion.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -30,9 +32,9 @@ class _Hole:
 class _Sequence:
     """What is known of one symbol's ids: the highest seen and the holes below it still waiting for late trades."""
 
-    gaps: Series
-    missing: Series
-    duplicates: Series
+    gaps: Counter
+    missing: Counter
+    duplicates: Counter
     highest: int | None = None
     holes: list[_Hole] = field(default_factory=list)  # by id, ascending
 

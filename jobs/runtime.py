@@ -20,7 +20,7 @@ from core import logs
 from core.layers import QUARANTINE_QUERY
 from core.settings import Settings, SettingsError, duration_seconds
 from core.throttle import Throttle
-from jobs.session import build_session
+from jobs.session import METRICS_PATH, build_session
 
 log = logging.getLogger("jobs")
 
@@ -169,6 +169,8 @@ def run_layer(layer: str, *stages: Stage) -> int:
     stop = logs.stop_on_signals(log)
     spark = build_session(settings, f"cryptolake-{layer}")
     spark.streams.addListener(ProgressLogger(duration_seconds(settings.trigger_interval)))
+    # Where its streaming metrics are: the UI's port is the first free one from 4040 when several drivers run.
+    log.info("spark ui", extra=logs.fields(url=spark.sparkContext.uiWebUrl, metrics=METRICS_PATH))
     queries: list[StreamingQuery] = []
     for stage in stages:
         if stage.upstream is not None:

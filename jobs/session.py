@@ -11,6 +11,8 @@ from core.settings import Settings
 
 # Spark's own logging: warnings and errors, one JSON object a line (README, "Logs").
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
+METRICS_NAMESPACE = "cryptolake"
+METRICS_PATH = "/metrics/prometheus"
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
@@ -35,6 +37,13 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Standard Parquet timestamps (not the legacy INT96), so pyarrow and other readers see UTC instants.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        # Streaming metrics (input and processing rate, batch duration, state rows, watermark) in Prometheus's text
+        # format at the driver UI's /metrics/prometheus, under one namespace whatever the run's application id.
+        "spark.sql.streaming.metricsEnabled": "true",
+        "spark.metrics.namespace": METRICS_NAMESPACE,
+        "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
+        "spark.metrics.conf.*.sink.prometheusServlet.path": METRICS_PATH,
+        "spark.ui.prometheus.enabled": "true",  # and the executors' at /metrics/executors/prometheus
         # Read where PySpark launches the driver's JVM (local mode); in Kubernetes the JVM is up before this conf.
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
     }

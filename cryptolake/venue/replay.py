@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from cryptolake.local.procs import free_port
 from cryptolake.venue import recordings
 from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
 from ingestion.config import SYMBOL_SETTINGS
+from ingestion.metrics import metric_total
 
 POLL_SECONDS = 0.5
 
@@ -29,17 +29,6 @@ def ingestor_settings(settings: Settings, loaded: Sequence[recordings.Recording]
         symbols.setdefault(SYMBOL_SETTINGS[recording.feed.name], {}).update(dict.fromkeys(recording.symbols))
     changes: dict[str, Any] = {name: tuple(found) for name, found in symbols.items()}
     return settings.with_(venues=tuple(feeds), venue_url=venue_url, ingestor_http_port=free_port(), **changes)
-
-
-def metric_total(port: int, name: str) -> float:
-    """Sum of one of the ingestor's metrics over its labels, read from its /metrics; 0 if it does not answer."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as response:
-            text = response.read().decode()
-    except OSError:
-        return 0.0
-    series = (f"cryptolake_ingestor_{name} ", f"cryptolake_ingestor_{name}{{")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(series))
 
 
 def replay(settings: Settings, paths: Sequence[Path], speed: float, idle_timeout: float = 60.0) -> int:

@@ -22,11 +22,10 @@ from cryptolake.local.kafka import ensure_topic
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices
 from cryptolake.venue.recordings import TimedFrame
-from cryptolake.venue.replay import metric_total
 from cryptolake.venue.server import FeedSequence, LocalVenue, VenueThread, route_path
 from ingestion.config import Connection
 from ingestion.ingestor import Ingestor
-from ingestion.metrics import Metrics
+from ingestion.metrics import Metrics, metric_total
 from ingestion.producer import FrameProducer
 from tests.ingestion.frames import binance_trade
 from tests.ingestion.harness import wait_until

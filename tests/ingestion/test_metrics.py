@@ -26,7 +26,7 @@ def test_counters_gauges_and_histograms_in_the_text_format() -> None:
     assert 'cryptolake_ingestor_latency_seconds_bucket{exchange="kraken",le="0.005"} 1' in text
     assert 'cryptolake_ingestor_latency_seconds_bucket{exchange="kraken",le="0.025"} 1' in text
     assert 'cryptolake_ingestor_latency_seconds_bucket{exchange="kraken",le="0.05"} 3' in text
-    assert 'cryptolake_ingestor_latency_seconds_bucket{exchange="kraken",le="60"} 3' in text
+    assert 'cryptolake_ingestor_latency_seconds_bucket{exchange="kraken",le="60.0"} 3' in text
     assert 'cryptolake_ingestor_latency_seconds_bucket{exchange="kraken",le="+Inf"} 4' in text
     assert 'cryptolake_ingestor_latency_seconds_count{exchange="kraken"} 4' in text
     assert metrics.value("latency_seconds", exchange="kraken") == 4

@@ -43,7 +43,9 @@ CORE = {
     "python-dotenv",
 }
 IMAGES = {
-    INGESTOR_DOCKERFILE: Contents(CORE | {"confluent-kafka", "websocket-client"}, {"core", "ingestion"}),
+    INGESTOR_DOCKERFILE: Contents(
+        CORE | {"confluent-kafka", "websocket-client", "prometheus-client"}, {"core", "ingestion"}
+    ),
     SPARK_DOCKERFILE: Contents(CORE | {"py4j"}, {"core", "jobs"}),
 }
 

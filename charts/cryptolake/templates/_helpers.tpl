@@ -193,7 +193,8 @@ labels:
   {{- include "cryptolake.componentLabels" (list $root $layer) | nindent 2 }}
 {{- if eq $role "driver" }}
 serviceAccount: {{ $root.Values.spark.serviceAccount }}
-{{- with include "cryptolake.scrapeAnnotations" (list $root 4040 "/metrics/prometheus") }}
+{{- /* The UI answers the sink's /metrics/prometheus with a redirect to the path with a slash: scrape that. */}}
+{{- with include "cryptolake.scrapeAnnotations" (list $root 4040 "/metrics/prometheus/") }}
 annotations:
   {{- . | nindent 2 }}
 {{- end }}

@@ -1,0 +1,1 @@
+"""The live dashboard of ``cryptolake up`` and ``cryptolake dashboard``, and the file ``cryptolake chart`` writes."""

@@ -1,0 +1,151 @@
+"""The dashboard in a real browser (headless Chromium, driven by Playwright) and the layers' Prometheus metrics, on
+one running pipeline.
+
+The page must show candles for every symbol, then a newer candle once gold writes one; the screenshot it leaves is
+the page as a user sees it. The layers' driver must serve its streaming metrics in Prometheus's text format, under
+the names the chart's Grafana dashboard reads.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.settings import Settings
+from cryptolake.dashboard import server
+from cryptolake.dashboard.view import LakeView
+from cryptolake.local.browser import install_chromium
+from cryptolake.local.paths import REPO_ROOT
+from cryptolake.runner import ONE_JVM, Pipeline, Source
+from tests.e2e.helpers import DEADLINE_S, private_stack, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.e2e]
+
+SYMBOLS = ("BTC-USDT", "ETH-USDT")
+REFRESH_S = 1.0
+# Ten times real time from three hours ago: a 1m bar closes every 6 s, so the page soon has new ones to show, and
+# event times stay behind the clock for half an hour (silver quarantines trades stamped in the future).
+SPEED, PAST_MS, RATE = "10", 3 * 3_600_000, 4.0
+# Spark's first batches take minutes on a loaded machine.
+FIRST_CANDLES_S = 2 * DEADLINE_S
+
+# What the PrometheusServlet sink makes of bronze's "inputRate-total" gauge, under the jobs' metrics namespace.
+BRONZE_INPUT_RATE = "metrics_cryptolake_driver_spark_streaming_bronze_inputRate_total_Value"
+SYMBOLS_WITH_CANDLES = """() => new Set([...document.querySelectorAll("#candles .panel[data-candles]")]
+    .filter((panel) => Number(panel.dataset.candles) > 0).map((panel) => panel.dataset.symbol)).size"""
+NEWEST_CANDLES = """() => Object.fromEntries([...document.querySelectorAll("#candles .panel[data-last]")]
+    .map((panel) => [`${panel.dataset.exchange} ${panel.dataset.symbol}`, Number(panel.dataset.last)]))"""
+A_NEWER_CANDLE = """(before) => [...document.querySelectorAll("#candles .panel[data-last]")]
+    .some((panel) => Number(panel.dataset.last) > (before[`${panel.dataset.exchange} ${panel.dataset.symbol}`] ?? 0))"""
+
+
+@dataclass(frozen=True)
+class Stack:
+    pipeline: Pipeline
+    dashboard: str  # its URL
+    layers_log_start: int  # where this run's lines begin in the layers' log, shared with earlier tests
+    started: float  # time.monotonic() at the pipeline's start
+
+
+@pytest.fixture(scope="module")
+def stack(services: Settings) -> Iterator[Stack]:
+    """A pipeline of its own with its dashboard, refreshed as `cryptolake up` refreshes it."""
+    settings = private_stack(services, "dashboard", 2, symbols=SYMBOLS, gold_watermark="2 seconds")
+    start_ms = int(time.time() * 1000) - PAST_MS
+    running = Pipeline(settings, Source(kind="synthetic", rate=RATE, speed=SPEED, start_ms=start_ms))
+    view = LakeView(running.settings)
+    stop = threading.Event()
+
+    def refresh() -> None:
+        while not stop.wait(REFRESH_S):
+            running.poll_progress()
+            view.refresh(running.progress, running.ingested_frames(), time.time())
+
+    log = running.process(ONE_JVM).log
+    start = log.stat().st_size if log.exists() else 0
+    started = time.monotonic()
+    running.start()
+    web = server.serve(view, 0)
+    refresher = threading.Thread(target=refresh, name="dashboard-refresh", daemon=True)
+    refresher.start()
+    try:
+        yield Stack(running, server.url(web), start, started)
+    finally:
+        stop.set()
+        refresher.join()
+        web.shutdown()
+        running.stop()
+
+
+@pytest.fixture
+def page() -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(install_chromium()), headless=True)
+        try:
+            yield browser.new_page(viewport={"width": 1400, "height": 1000})
+        finally:
+            browser.close()
+
+
+@pytest.mark.timeout(FIRST_CANDLES_S + DEADLINE_S + 300)
+def test_the_page_shows_candles_for_every_symbol_and_then_newer_ones(stack: Stack, page: Page, tmp_path: Path) -> None:
+    page.goto(stack.dashboard)
+    page.wait_for_function(f"({SYMBOLS_WITH_CANDLES})() >= {len(SYMBOLS)}", timeout=FIRST_CANDLES_S * 1000)
+    print(f"candles of every symbol on the page {time.monotonic() - stack.started:.0f} s after the start")
+    before = page.evaluate(NEWEST_CANDLES)
+    page.wait_for_function(A_NEWER_CANDLE, arg=before, timeout=DEADLINE_S * 1000)
+    page.wait_for_function("() => document.querySelector('#layers tbody')?.textContent.includes('running')")
+    assert page.locator("#candles .panel canvas").count() > 0, "lightweight-charts drew on its canvases"
+    assert page.locator("#venues .panel").count() == len(SYMBOLS)
+    screenshot = tmp_path / "dashboard.png"
+    page.screenshot(path=screenshot, full_page=True)
+    print(f"dashboard screenshot: {screenshot}")
+
+
+def _metrics_url(stack: Stack) -> str | None:
+    """The driver's /metrics/prometheus, from the line the layers log once their Spark UI is up."""
+    with stack.pipeline.process(ONE_JVM).log.open("rb") as log:
+        log.seek(stack.layers_log_start)
+        lines = [json.loads(line) for line in log.read().splitlines() if line.startswith(b"{")]
+    ui = next((line for line in lines if line.get("event") == "spark ui"), None)
+    # The port it names; its host is the machine's address, where 127.0.0.1 reaches the same server.
+    return None if ui is None else f"http://127.0.0.1:{urlsplit(ui['url']).port}{ui['metrics']}"
+
+
+def _served_names(url: str) -> set[str]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - the URL is built above, http only
+        text = response.read().decode()
+    return {sample.name for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def test_the_layers_serve_streaming_metrics_in_prometheus_text(stack: Stack) -> None:
+    found: dict[str, set[str]] = {}
+
+    def streaming_metrics() -> bool:
+        url = _metrics_url(stack)
+        if url is not None:
+            found["names"] = _served_names(url)
+        return BRONZE_INPUT_RATE in found.get("names", set())
+
+    wait_for(stack.pipeline, streaming_metrics, "bronze's input rate at the driver's /metrics/prometheus")
+    dashboard = json.loads((REPO_ROOT / "charts/cryptolake/files/grafana-dashboard.json").read_text())
+    patterns = {
+        match
+        for panel in dashboard["panels"]
+        for target in panel["targets"]
+        for match in re.findall(r'__name__=~"(metrics_[^"]+)"', target["expr"])
+    }
+    assert len(patterns) == 5
+    for pattern in patterns:
+        assert any(re.fullmatch(pattern, name) for name in found["names"]), f"no served metric matches {pattern}"
