@@ -44,7 +44,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.metrics.conf.*.sink.prometheusServlet.class": "org.apache.spark.metrics.sink.PrometheusServlet",
         "spark.metrics.conf.*.sink.prometheusServlet.path": METRICS_PATH,
         "spark.ui.prometheus.enabled": "true",  # and the executors' at /metrics/executors/prometheus
-        # Read where PySpark launches the driver's JVM (local mode); in Kubernetes the JVM is up before this conf.
+        # Read where PySpark launches the driver's JVM (local mode); in Kubernetes the JVM is up before this conf,
+        # and the chart gives the pods the same file as their javaOptions.
         "spark.driver.extraJavaOptions": f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
     }
     if settings.spark_jars_dir:

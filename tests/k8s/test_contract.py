@@ -17,6 +17,7 @@ import yaml
 from core.settings import Settings, env_names, secret_env_names
 from cryptolake.k8s import chartgen
 from cryptolake.local.paths import REPO_ROOT
+from jobs.session import LOG4J2_CONFIG
 from tests.k8s.render import CHARTS, VARIANTS, Renderer, by_kind, namespace, one, pyspark_version
 
 LAYERS = ("bronze", "silver", "gold")
@@ -151,6 +152,15 @@ def test_each_layer_runs_its_job_file(renderer: Renderer) -> None:
         assert app["spec"]["type"] == "Python"
         assert app["spec"]["mainApplicationFile"] == f"local://{values['spark']['projectDir']}/jobs/{layer}.py"
         assert (REPO_ROOT / "jobs" / f"{layer}.py").is_file()
+
+
+def test_each_spark_pod_starts_its_jvm_with_the_jobs_logging_config(renderer: Renderer) -> None:
+    # The jobs' own conf names the file too, but a pod's JVM is up before that conf is read.
+    project = yaml.safe_load((REPO_ROOT / "charts" / "cryptolake" / "values.yaml").read_text())["spark"]["projectDir"]
+    in_image = f"{project}/{LOG4J2_CONFIG.relative_to(REPO_ROOT)}"
+    for app in by_kind(renderer.chart("cryptolake", "default"), "SparkApplication"):
+        for role in ("driver", "executor"):
+            assert app["spec"][role]["javaOptions"] == f"-Dlog4j2.configurationFile={in_image}"
 
 
 def test_each_component_is_labelled_for_kubectl_logs(renderer: Renderer) -> None:

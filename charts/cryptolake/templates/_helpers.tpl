@@ -199,6 +199,8 @@ annotations:
   {{- . | nindent 2 }}
 {{- end }}
 {{- end }}
+{{- /* The JVM is up before the job's own conf is read: Spark's logging config must reach it as a JVM option. */}}
+javaOptions: {{ printf "-Dlog4j2.configurationFile=%s/jobs/spark-log4j2.properties" $root.Values.spark.projectDir | quote }}
 env:
   {{- include "cryptolake.env" $root | trim | nindent 2 }}
 podSecurityContext:
