@@ -163,11 +163,15 @@ def test_spark_standin_has_a_jre_python_3_11_and_the_pinned_pyspark(
 
 
 def test_project_images_build_unchanged_on_the_standins(docker: images.Docker, project_images: dict[str, str]) -> None:
-    """Each image imports the project with its own interpreter, as its own user, on a read-only root."""
+    """Each image imports what it runs with its own interpreter, as its own user, on a read-only root, and holds
+    none of the app's package."""
     spark, ingestor = project_images["spark"], project_images["ingestor"]
-    check = "import cryptolake, ingestion, jobs, sys; print(sys.version_info[:2])"
-    assert in_image(docker, spark, "/opt/cryptolake/.venv/bin/python", "-c", check).split() == ["(3,", "11)"]
-    assert in_image(docker, ingestor, "python", "-c", check).split() == ["(3,", "11)"]
+    for image, python, runs in (
+        (spark, "/opt/cryptolake/.venv/bin/python", "jobs.bronze, jobs.silver, jobs.gold"),
+        (ingestor, "python", "ingestion.app"),
+    ):
+        check = f"import importlib.util as u, sys, {runs}; print(sys.version_info[:2], u.find_spec('cryptolake'))"
+        assert in_image(docker, image, python, "-c", check).split() == ["(3,", "11)", "None"], image
     # The Spark jars of spark-jars.txt sit on Spark's classpath.
     jars = in_image(docker, spark, "ls", "/opt/spark/jars").split()
     assert {jar.filename for jar in read_pins()} <= set(jars)
