@@ -11,6 +11,7 @@ that version instead.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -135,6 +136,22 @@ def binary(pin: Pin, tools_dir: Path = TOOLS_DIR) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".part")
     _go(["build", "-trimpath", *flags, f"-ldflags={_ldflags(pin)}", "-o", str(partial), f"./{pin.package}"], cwd=source)
+    partial.replace(target)
+    return target
+
+
+def build_local(name: str, folder: Path, tools_dir: Path = TOOLS_DIR) -> Path:
+    """A Go main package kept in this repository with its own go.mod and go.sum, built on first use and again
+    whenever its files change."""
+    content = hashlib.sha256()
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        content.update(path.name.encode() + b"\0" + path.read_bytes())
+    target = tools_dir / "bin" / f"{name}-{content.hexdigest()[:12]}"
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    _go(["build", "-trimpath", "-mod=readonly", "-ldflags=-s -w", "-o", str(partial), "."], cwd=folder)
     partial.replace(target)
     return target
 

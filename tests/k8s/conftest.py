@@ -7,19 +7,25 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyspark
 import pytest
 import yaml
 
 from cryptolake.k8s import tools
-from tests.k8s import controlplane, render
+from tests.k8s import controlplane, render, sparkoperator
+from tests.k8s import node as nodes
 from tests.k8s.controlplane import ControlPlane
 
 # A first run builds helm, kubeconform, helm-unittest, skaffold and the control plane from source: beyond the suite's
 # per-test limit.
 INSTALL_TIMEOUT = 1800
+# Stands for whatever tag skaffold gives the images it builds; test_pods.py builds and loads images of another tag.
+TIER1_TAG = "tier1"
 
 
 needs_root = pytest.mark.skipif(
@@ -93,7 +99,9 @@ def manifest_file(tmp_path: Path) -> Callable[[str, list[render.Manifest]], Path
 
 @pytest.fixture(scope="session")
 def network() -> Iterator[None]:
-    with controlplane.blackholed():
+    """The cluster ranges dropped, then the pods' bridge in one /24 of them."""
+    nodes.install_packages({"nft": "nftables"})
+    with controlplane.blackholed(), controlplane.pod_network():
         yield
 
 
@@ -104,3 +112,48 @@ def plane(
     folder = tmp_path_factory.mktemp("control-plane")
     with controlplane.running(tool("etcd"), tool("kube-apiserver"), folder, INSTALL_TIMEOUT) as running:
         yield running
+
+
+@dataclass(frozen=True)
+class Cluster:
+    plane: ControlPlane
+    helm: Path
+
+    @property
+    def api(self) -> controlplane.Api:
+        return self.plane.api
+
+    def helm_run(self, *args: str | Path) -> str:
+        return render.run([self.helm, *args, "--kubeconfig", self.plane.kubeconfig])
+
+
+@pytest.fixture(scope="session")
+def cluster(
+    plane: ControlPlane,
+    helm: Path,
+    tool: Callable[[str], Path],
+    pins: dict[str, tools.Pin],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Cluster]:
+    """The releases installed one after the other, as skaffold does; the Spark Operator's controller and webhook run
+    (out of cluster) before anything after it is installed."""
+    variables = render.skaffold_images(TIER1_TAG)
+    spark_home = Path(pyspark.__file__).parent
+    installed = Cluster(plane, helm)
+    with ExitStack() as stack:
+        for release in render.skaffold_config()["deploy"]["helm"]["releases"]:
+            installed.helm_run(*render.helm_install(release, tools.operator_chart(pins), variables))
+            if "remoteChart" in release:
+                folder = tmp_path_factory.mktemp("spark-operator")
+                stack.enter_context(
+                    sparkoperator.running(
+                        plane,
+                        tool("spark-operator"),
+                        release["name"],
+                        render.namespace(),
+                        spark_home,
+                        folder,
+                        INSTALL_TIMEOUT,
+                    )
+                )
+        yield installed

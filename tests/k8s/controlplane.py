@@ -1,6 +1,8 @@
-"""A Kubernetes control plane on loopback for the k8s tests: etcd and kube-apiserver from the pinned builds, with
-self-made certificates, an admin kubeconfig and cluster ranges that the kernel drops. No kubelet runs: pods are
-objects in the API, never processes.
+"""A Kubernetes control plane for the k8s tests: etcd and kube-apiserver from the pinned builds, with self-made
+certificates, an admin kubeconfig and cluster ranges that the kernel drops, but for the one /24 of the pods' bridge.
+
+The API server listens on the bridge's host address, the node's address, so that pods reach it through the
+`kubernetes` Service as they do in kind; etcd stays on loopback. What runs pods is node.py's.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Interface, IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,12 @@ SERVICE_CIDR = IPv4Network("198.18.0.0/16")
 POD_CIDR = IPv4Network("198.19.0.0/16")
 CLUSTER_CIDRS = (SERVICE_CIDR, POD_CIDR)
 LOOPBACK = "127.0.0.1"
+# The pods' bridge holds one /24 of the pod range, away from the addresses dropped() probes (the first, middle and
+# last of the /16); its host side is the node's address.
+POD_SUBNET = IPv4Network("198.19.64.0/24")
+BRIDGE = "cl-pods0"
+NODE_ADDRESS = IPv4Interface(f"{POD_SUBNET[1]}/{POD_SUBNET.prefixlen}")
+CLUSTER_DOMAIN = "cluster.local"
 
 
 class ControlPlaneError(RuntimeError):
@@ -82,6 +90,50 @@ def blackholed(networks: tuple[IPv4Network, ...] = CLUSTER_CIDRS) -> Iterator[No
     finally:
         for network in added:
             subprocess.run(["ip", "route", "del", "blackhole", str(network)], check=False, capture_output=True)
+
+
+# The nftables table that keeps the pods' packets on this machine once the bridge forwards (kube-proxy's Services
+# need it): nothing crosses between the bridge and another interface.
+GUARD_TABLE = "cryptolake_pods_guard"
+GUARD_RULES = f"""table inet {GUARD_TABLE} {{
+  chain forward {{
+    type filter hook forward priority filter - 10; policy accept;
+    iifname "{BRIDGE}" oifname != "{BRIDGE}" drop
+    oifname "{BRIDGE}" iifname != "{BRIDGE}" drop
+  }}
+}}
+"""
+
+
+def _run(args: list[str], stdin: str | None = None) -> str:
+    done = subprocess.run(args, input=stdin, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise ControlPlaneError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout
+
+
+def guarded() -> bool:
+    """Whether the guard table is in the kernel's ruleset."""
+    return GUARD_TABLE in _run(["nft", "list", "tables"])
+
+
+@contextmanager
+def pod_network() -> Iterator[IPv4Interface]:
+    """The pods' bridge with the node's address, forwarding only between its own ports, deleted on exit; call inside
+    ``blackholed()``. The CNI bridge plugin attaches the pods to it."""
+    if Path(f"/sys/class/net/{BRIDGE}").exists():
+        raise ControlPlaneError(f"{BRIDGE} already exists: another test node runs, or one was left behind")
+    _run(["nft", "-f", "-"], GUARD_RULES)
+    try:
+        _run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+        _run(["ip", "addr", "add", str(NODE_ADDRESS), "dev", BRIDGE])
+        _run(["ip", "link", "set", BRIDGE, "up"])
+        # A Service's packets are rewritten to a pod and routed back out of the bridge: forwarding on the bridge only.
+        Path(f"/proc/sys/net/ipv4/conf/{BRIDGE}/forwarding").write_text("1")
+        yield NODE_ADDRESS
+    finally:
+        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
+        subprocess.run(["nft", "delete", "table", "inet", GUARD_TABLE], capture_output=True, check=False)
 
 
 # --- Certificates, with the openssl CLI ----------------------------------------------------------------------------
@@ -300,18 +352,21 @@ def _flags(flags: dict[str, object]) -> list[str]:
 
 @contextmanager
 def running(etcd: Path, apiserver: Path, folder: Path, timeout: float) -> Iterator[ControlPlane]:
-    """etcd and kube-apiserver on loopback, torn down on exit; call inside ``blackholed()``."""
+    """etcd on loopback and kube-apiserver on the node's address, torn down on exit; call inside ``pod_network()``."""
     pki, logs = folder / "pki", folder / "logs"
     pki.mkdir(parents=True)
     logs.mkdir()
     ca = make_ca(pki, "cluster-ca")
-    serving = make_cert(ca, pki, "apiserver", "/CN=kube-apiserver", hosts=(LOOPBACK, "localhost"))
+    # Every name a pod may call it by: the `kubernetes` Service's address and DNS names, and the node's address.
+    service_names = [f"kubernetes.default.svc.{CLUSTER_DOMAIN}", "kubernetes.default.svc", "kubernetes.default"]
+    hosts = (str(NODE_ADDRESS.ip), str(SERVICE_CIDR[1]), "kubernetes", *service_names)
+    serving = make_cert(ca, pki, "apiserver", "/CN=kube-apiserver", hosts=hosts)
     admin = make_cert(ca, pki, "admin", "/O=system:masters/CN=cryptolake-tests", client=True)
     accounts_key = make_key(pki / "service-accounts.key")
     accounts_pub = pki / "service-accounts.pub"
     _openssl("rsa", "-in", accounts_key, "-pubout", "-out", accounts_pub)
 
-    client_port, peer_port, api_port = free_port(), free_port(), free_port()
+    client_port, peer_port, api_port = free_port(), free_port(), free_port(str(NODE_ADDRESS.ip))
     etcd_url = f"http://{LOOPBACK}:{client_port}"
     peer_url = f"http://{LOOPBACK}:{peer_port}"
     etcd_flags = {
@@ -325,20 +380,22 @@ def running(etcd: Path, apiserver: Path, folder: Path, timeout: float) -> Iterat
     }
     apiserver_flags = {
         "etcd-servers": etcd_url,
-        "bind-address": LOOPBACK,
-        "advertise-address": LOOPBACK,
+        # Its own lease names this address as the `kubernetes` Service's endpoint.
+        "bind-address": NODE_ADDRESS.ip,
+        "advertise-address": NODE_ADDRESS.ip,
         "secure-port": api_port,
-        # Endpoints may not hold a loopback address: the kubernetes Service gets none.
-        "endpoint-reconciler-type": "none",
         "service-cluster-ip-range": SERVICE_CIDR,
         "tls-cert-file": serving[0],
         "tls-private-key-file": serving[1],
         "client-ca-file": ca[0],
         "cert-dir": pki,
-        "service-account-issuer": "https://kubernetes.default.svc.cluster.local",
+        "service-account-issuer": f"https://kubernetes.default.svc.{CLUSTER_DOMAIN}",
         "service-account-key-file": accounts_pub,
         "service-account-signing-key-file": accounts_key,
         "authorization-mode": "RBAC",
+        # How it reads pods' logs (`kubectl logs`) from the kubelet, which trusts the cluster CA's clients.
+        "kubelet-client-certificate": admin[0],
+        "kubelet-client-key": admin[1],
         "profiling": "false",
     }
     processes: list[Process] = []
@@ -346,7 +403,7 @@ def running(etcd: Path, apiserver: Path, folder: Path, timeout: float) -> Iterat
         processes.append(spawn("etcd", [etcd, *_flags(etcd_flags)], logs))
         wait_healthy(processes[0], f"{etcd_url}/health", timeout)
         processes.append(spawn("kube-apiserver", [apiserver, *_flags(apiserver_flags)], logs))
-        server = f"https://{LOOPBACK}:{api_port}"
+        server = f"https://{NODE_ADDRESS.ip}:{api_port}"
         api = Api(server, ca[0], *admin)
         wait_for("kube-apiserver", lambda: processes[1].alive() and api.get("/readyz") == "ok", timeout)
         kubeconfig = write_kubeconfig(

@@ -106,28 +106,34 @@ def default_base(dockerfile: Path, arg: str) -> str:
     raise LookupError(f"no ARG {arg}= in {dockerfile}")
 
 
-def _digest(folder: Path) -> str:
+def _digest(folder: Path, files: dict[str, Path]) -> str:
     content = hashlib.sha256()
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            content.update(path.relative_to(folder).as_posix().encode() + b"\0" + path.read_bytes())
+    named = {path.relative_to(folder).as_posix(): path for path in folder.rglob("*") if path.is_file()} | files
+    for name, path in sorted(named.items()):
+        content.update(name.encode() + b"\0" + path.read_bytes())
     return content.hexdigest()[:12]
 
 
 SOURCE_LABEL = "cryptolake.test.source"
 
 
-def build_standin(docker: Docker, name: str, tag: str, build_args: dict[str, str]) -> str:
+def build_standin(
+    docker: Docker, name: str, tag: str, build_args: dict[str, str], files: dict[str, Path] | None = None
+) -> str:
     """The stand-in of tests/k8s/standins/<name>, built on the Debian base and tagged ``tag``, rebuilt only when its
-    folder changes. Its context is a git-ignored copy of that folder with the host's CA bundle beside it."""
+    folder or ``files`` change. Its context is a git-ignored copy of that folder with the host's CA bundle and
+    ``files`` (name in the context -> file here) beside it."""
     source = STANDINS / name
-    digest = _digest(source)
+    files = files or {}
+    digest = _digest(source, files)
     if docker.label(tag, SOURCE_LABEL) == digest:
         return tag
     context = IMAGES_DIR / "contexts" / name
     shutil.rmtree(context, ignore_errors=True)
     shutil.copytree(source, context)
-    shutil.copyfile(HOST_CA_BUNDLE, context / HOST_CA_BUNDLE.name)
+    for target, path in {HOST_CA_BUNDLE.name: HOST_CA_BUNDLE, **files}.items():
+        shutil.copyfile(path, context / target)
+        shutil.copymode(path, context / target)
     args = {"BASE": debian_image(docker), **build_args}
     flags = [f"--build-arg={key}={value}" for key, value in args.items()]
     docker("build", "--network=host", f"--label={SOURCE_LABEL}={digest}", *flags, "--tag", tag, context)

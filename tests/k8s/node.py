@@ -1,9 +1,10 @@
 """A node for the test control plane: containerd and runc from Debian's packages, the pinned CNI plugins and a kubelet
 built from the API server's module, all on this machine, with every path under the test's own folder.
 
-The pods' bridge holds one /24 of the blackholed pod range: its connected route makes that /24 local to the
-bridge, and the rest of the range stays dropped. The kubelet adds no iptables chains, and the kernel settings it
-changes at start are put back when it stops.
+The pods join the bridge of controlplane.pod_network(), whose host side is the node's address; the pods' DNS server
+is the cluster DNS of addons.py on that address. containerd pulls through a proxy on a closed loopback port, so that
+an image that is not loaded fails at once instead of being fetched from off the machine. The kubelet adds no
+iptables chains, and the kernel settings it changes at start are put back when it stops.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import subprocess
 import tarfile
 import urllib.request
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
-from ipaddress import IPv4Interface, IPv4Network
+from ipaddress import IPv4Interface
 from pathlib import Path
 from typing import Any
 
@@ -30,15 +31,13 @@ from cryptolake.k8s import tools
 from tests.k8s import controlplane as cp
 
 NODE_NAME = "cryptolake-node"
-# Away from the addresses controlplane.dropped() probes (the first, middle and last of the /16).
-POD_SUBNET = IPv4Network("198.19.64.0/24")
-BRIDGE = "cl-pods0"
-BRIDGE_ADDRESS = IPv4Interface(f"{POD_SUBNET[1]}/{POD_SUBNET.prefixlen}")
 # The sandbox image containerd's CRI runs each pod in; a name only, since it is built here and never pulled.
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 # Debian's packages of the container runtime, by the command each one installs.
 RUNTIME_PACKAGES = {"containerd": "containerd", "runc": "runc", "ctr": "containerd", "iptables": "iptables"}
+# Where containerd sends its pulls: the discard port of loopback, where nothing listens.
+PULL_PROXY = f"http://{cp.LOOPBACK}:9"
 
 
 class NodeError(cp.ControlPlaneError):
@@ -125,20 +124,6 @@ def pause_archive(pins: dict[str, tools.Pin], folder: Path) -> Path:
 # --- The pods' network ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def bridge() -> Iterator[IPv4Interface]:
-    """The pods' bridge with its host-side address, deleted on exit; the CNI bridge plugin attaches pods to it."""
-    if Path(f"/sys/class/net/{BRIDGE}").exists():
-        raise NodeError(f"{BRIDGE} already exists: another node runs, or one was left behind")
-    run_command(["ip", "link", "add", BRIDGE, "type", "bridge"])
-    try:
-        run_command(["ip", "addr", "add", str(BRIDGE_ADDRESS), "dev", BRIDGE])
-        run_command(["ip", "link", "set", BRIDGE, "up"])
-        yield BRIDGE_ADDRESS
-    finally:
-        subprocess.run(["ip", "link", "del", BRIDGE], capture_output=True, check=False)
-
-
 def cni_config(folder: Path) -> Path:
     """The network every pod joins: the bridge, addresses from the node's /24, host ports through portmap."""
     config = {
@@ -147,13 +132,14 @@ def cni_config(folder: Path) -> Path:
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": BRIDGE,
-                "isGateway": True,
+                "bridge": cp.BRIDGE,
+                # The pods' default route goes to the node, where kube-proxy rewrites Service addresses.
+                "isDefaultGateway": True,
                 "ipMasq": False,
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
-                    "ranges": [[{"subnet": str(POD_SUBNET), "gateway": str(BRIDGE_ADDRESS.ip)}]],
+                    "ranges": [[{"subnet": str(cp.POD_SUBNET), "gateway": str(cp.NODE_ADDRESS.ip)}]],
                     "dataDir": str(folder / "ipam"),
                 },
             },
@@ -235,8 +221,12 @@ class Node:
 
 
 def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
-    """The kubelet's configuration: this machine's cgroup v1 and no swap accounting allowed, serving on loopback,
-    its cgroups left flat (no QoS tree), which a container's cgroup mounts may not allow."""
+    """The kubelet's configuration: this machine's cgroup v1 and no swap accounting allowed, serving on the node's
+    address, its cgroups left flat (no QoS tree), which a container's cgroup mounts may not allow. Pods resolve names
+    with the cluster DNS alone: an empty host resolv.conf gives them none of this machine's servers or search
+    domains."""
+    host_resolv = folder / "resolv.conf"
+    host_resolv.write_text("")
     config = {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -246,8 +236,9 @@ def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
         "cgroupsPerQOS": False,
         "enforceNodeAllocatable": [],
         "containerRuntimeEndpoint": f"unix://{socket}",
-        "address": cp.LOOPBACK,
-        "port": cp.free_port(),
+        # On the node's address, where the API server reaches it for pods' logs.
+        "address": str(cp.NODE_ADDRESS.ip),
+        "port": cp.free_port(str(cp.NODE_ADDRESS.ip)),
         "healthzBindAddress": cp.LOOPBACK,
         "healthzPort": cp.free_port(),
         "readOnlyPort": 0,
@@ -261,7 +252,9 @@ def kubelet_config(folder: Path, socket: Path, plane: cp.ControlPlane) -> Path:
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,
-        "resolvConf": "/etc/resolv.conf",
+        "resolvConf": str(host_resolv),
+        "clusterDNS": [str(cp.NODE_ADDRESS.ip)],
+        "clusterDomain": cp.CLUSTER_DOMAIN,
         # The kubelet's own iptables chains would stay in this machine's tables; nothing here needs them.
         "makeIPTablesUtilChains": False,
         "serializeImagePulls": False,
@@ -305,27 +298,36 @@ def ready(api: cp.Api, name: str) -> bool:
 
 
 @contextmanager
-def controller_manager(plane: cp.ControlPlane, binary: Path, timeout: float) -> Iterator[cp.Process]:
-    """kube-controller-manager as the admin, on loopback, healthy before this yields: it gives namespaces their
-    default service account and publishes the cluster CA (kube-root-ca.crt) that every pod's token volume mounts.
-    No scheduler runs: the tests' pods name their node."""
+def component(
+    plane: cp.ControlPlane, name: str, binary: Path, flags: dict[str, object], timeout: float
+) -> Iterator[cp.Process]:
+    """A kube-* component with the admin's kubeconfig, serving on loopback, healthy before this yields."""
     port = cp.free_port()
-    flags = {
-        "kubeconfig": plane.kubeconfig,
-        "bind-address": cp.LOOPBACK,
-        "secure-port": port,
-        "leader-elect": "false",
-        "root-ca-file": plane.ca[0],
-        "service-account-private-key-file": plane.kubeconfig.parent / "pki" / "service-accounts.key",
-        "use-service-account-credentials": "false",
-    }
-    args = [f"--{k}={v}" for k, v in flags.items()]
-    process = cp.spawn("kube-controller-manager", [binary, *args], plane.processes[0].log.parent)
+    common = {"kubeconfig": plane.kubeconfig, "bind-address": cp.LOOPBACK, "secure-port": port, "leader-elect": "false"}
+    args = [f"--{k}={v}" for k, v in {**common, **flags}.items()]
+    process = cp.spawn(name, [binary, *args], plane.processes[0].log.parent)
     try:
         cp.wait_for(process.name, lambda: process.alive() and _secure_healthy(port), timeout)
         yield process
     finally:
         process.stop()
+
+
+def controller_manager(plane: cp.ControlPlane, binary: Path, timeout: float) -> AbstractContextManager[cp.Process]:
+    """kube-controller-manager: it gives namespaces their default service account, publishes the cluster CA
+    (kube-root-ca.crt) that every pod's token volume mounts, and runs the workloads' controllers (Deployments, Jobs,
+    StatefulSets, EndpointSlices, volume binding)."""
+    flags = {
+        "root-ca-file": plane.ca[0],
+        "service-account-private-key-file": plane.kubeconfig.parent / "pki" / "service-accounts.key",
+        "use-service-account-credentials": "false",
+    }
+    return component(plane, "kube-controller-manager", binary, flags, timeout)
+
+
+def scheduler(plane: cp.ControlPlane, binary: Path, timeout: float) -> AbstractContextManager[cp.Process]:
+    """kube-scheduler, which binds every pod that names no node to this one."""
+    return component(plane, "kube-scheduler", binary, {}, timeout)
 
 
 def _secure_healthy(port: int) -> bool:
@@ -372,20 +374,22 @@ def running(
     timeout: float,
 ) -> Iterator[Node]:
     """containerd and a kubelet registered as a Ready node of ``plane``, torn down on exit; call inside
-    ``controlplane.blackholed()``."""
+    ``controlplane.pod_network()``."""
     install_packages(RUNTIME_PACKAGES)
     cni = cni_bin(pins)
     pause = pause_archive(pins, folder)
     logs = plane.processes[0].log.parent
     processes: list[cp.Process] = []
-    with bridge() as address, kernel_settings_restored():
+    pulls = {name: PULL_PROXY for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy")}
+    with kernel_settings_restored():
         try:
             conf_dir = cni_config(folder / "cni")
             config, socket = containerd_config(folder / "containerd", cni, conf_dir)
-            containerd = cp.spawn("containerd", ["containerd", "--config", config], logs)
+            env = {**os.environ, **pulls, "NO_PROXY": "", "no_proxy": ""}
+            containerd = cp.spawn("containerd", ["containerd", "--config", config], logs, env)
             processes.append(containerd)
             cp.wait_for("containerd", lambda: containerd.alive() and socket.exists(), timeout)
-            node = Node(NODE_NAME, address, socket, processes)
+            node = Node(NODE_NAME, cp.NODE_ADDRESS, socket, processes)
             cp.wait_for("containerd's CRI", lambda: bool(node.ctr("version")), timeout)
             node.load(pause)
             credentials = cp.make_cert(
@@ -404,7 +408,7 @@ def running(
                 "root-dir": folder / "kubelet",
                 "cert-dir": folder / "kubelet-pki",
                 "hostname-override": NODE_NAME,
-                "node-ip": address.ip,
+                "node-ip": cp.NODE_ADDRESS.ip,
             }
             kubelet = cp.spawn("kubelet", [binary("kubelet"), *[f"--{k}={v}" for k, v in kubelet_flags.items()]], logs)
             processes.append(kubelet)

@@ -62,11 +62,14 @@ def skaffold_images(tag: str) -> dict[str, str]:
     return found
 
 
-def helm_install(release: dict[str, Any], operator_chart: Path, variables: dict[str, str]) -> list[str | Path]:
-    """Arguments of ``helm install`` for one skaffold release, as skaffold passes them, except for the waits: the
-    remote operator chart is the pinned module's copy, and each setValueTemplate has its variables filled."""
+def helm_install(
+    release: dict[str, Any], operator_chart: Path, variables: dict[str, str], verb: str = "install"
+) -> list[str | Path]:
+    """Arguments of ``helm install`` (or ``upgrade``) for one skaffold release, as skaffold passes them, except for
+    the waits: the remote operator chart is the pinned module's copy, and each setValueTemplate has its variables
+    filled."""
     chart = REPO_ROOT / release["chartPath"] if "chartPath" in release else operator_chart
-    args: list[str | Path] = ["install", release["name"], chart, "--namespace", release["namespace"]]
+    args: list[str | Path] = [verb, release["name"], chart, "--namespace", release["namespace"]]
     if release.get("createNamespace"):
         args.append("--create-namespace")
     for values in release.get("valuesFiles", []):

@@ -98,7 +98,7 @@ def running(
                 # spark-submit gets the API server from these, as in a pod, and its credentials from KUBECONFIG.
                 env |= {
                     "SPARK_HOME": str(spark_home),
-                    "KUBERNETES_SERVICE_HOST": cp.LOOPBACK,
+                    "KUBERNETES_SERVICE_HOST": str(cp.NODE_ADDRESS.ip),
                     "KUBERNETES_SERVICE_PORT": str(plane.port),
                 }
             process = cp.spawn(f"spark-operator-{component}", [binary, *args], plane.processes[0].log.parent, env)

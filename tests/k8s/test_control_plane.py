@@ -1,9 +1,10 @@
 """The deployment on a real control plane: etcd and kube-apiserver built from the pins, the four releases installed
 with helm in skaffold.yaml's order, and the pinned Spark Operator's controller and webhook running against it.
 
-No kubelet runs, so pods are API objects only: a driver pod is created but never starts, hence no executor pod is
-ever made, and no Deployment, Job or StatefulSet gets a pod (there is no controller-manager either). Instead of
-helm's --wait, which waits on pods, the operator's processes are waited for through their health endpoints.
+Nothing here runs a pod: a driver pod is created but never starts, hence no executor pod is ever made, and no
+Deployment, Job or StatefulSet gets a pod yet. Instead of helm's --wait, which waits on pods, the operator's
+processes are waited for through their health endpoints. test_pods.py, later in the same session, adds the node, the
+scheduler and the rest, and runs the releases' pods.
 """
 
 from __future__ import annotations
@@ -13,66 +14,24 @@ import json
 import re
 import subprocess
 import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import pyspark
 import pytest
 import yaml
 
 from core.settings import secret_env_names
 from cryptolake.k8s import tools
 from cryptolake.local.paths import REPO_ROOT
-from tests.k8s import controlplane, render, sparkoperator
-from tests.k8s.conftest import INSTALL_TIMEOUT, needs_root
+from tests.k8s import controlplane, render
+from tests.k8s.conftest import INSTALL_TIMEOUT, TIER1_TAG, Cluster, needs_root
 from tests.k8s.controlplane import Api, ControlPlane
 from tests.k8s.test_contract import parse_bytes
 
 pytestmark = needs_root
 
-# Stands for whatever tag skaffold gives the images it builds.
-IMAGE_TAG = "tier1"
 NAMESPACE = render.namespace()
 DRIVER_CONTAINER = "spark-kubernetes-driver"
 LAYERS = ("bronze", "silver", "gold")
-
-
-@dataclass(frozen=True)
-class Cluster:
-    plane: ControlPlane
-    helm: Path
-
-    @property
-    def api(self) -> Api:
-        return self.plane.api
-
-
-@pytest.fixture(scope="session")
-def cluster(
-    plane: ControlPlane,
-    helm: Path,
-    tool: Callable[[str], Path],
-    pins: dict[str, tools.Pin],
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Cluster]:
-    """The releases installed one after the other; the operator runs before anything after it is installed."""
-    variables = render.skaffold_images(IMAGE_TAG)
-    spark_home = Path(pyspark.__file__).parent
-    with ExitStack() as stack:
-        for release in render.skaffold_config()["deploy"]["helm"]["releases"]:
-            args = render.helm_install(release, tools.operator_chart(pins), variables)
-            render.run([helm, *args, "--kubeconfig", plane.kubeconfig])
-            if "remoteChart" in release:
-                folder = tmp_path_factory.mktemp("spark-operator")
-                stack.enter_context(
-                    sparkoperator.running(
-                        plane, tool("spark-operator"), release["name"], NAMESPACE, spark_home, folder, INSTALL_TIMEOUT
-                    )
-                )
-        yield Cluster(plane, helm)
 
 
 def applications(api: Api) -> list[dict[str, Any]]:
@@ -136,20 +95,7 @@ def test_etcd_is_the_one_kubernetes_is_built_against(pins: dict[str, tools.Pin])
 
 
 def test_every_release_is_deployed_in_skaffolds_order(cluster: Cluster) -> None:
-    listed = json.loads(
-        render.run(
-            [
-                cluster.helm,
-                "list",
-                "--namespace",
-                NAMESPACE,
-                "--output",
-                "json",
-                "--kubeconfig",
-                cluster.plane.kubeconfig,
-            ]
-        )
-    )
+    listed = json.loads(cluster.helm_run("list", "--namespace", NAMESPACE, "--output", "json"))
     releases = [r["name"] for r in render.skaffold_config()["deploy"]["helm"]["releases"]]
     assert {r["name"]: r["status"] for r in listed} == dict.fromkeys(releases, "deployed")
     assert [r["name"] for r in sorted(listed, key=lambda r: r["updated"])] == releases
@@ -173,7 +119,7 @@ def test_driver_pod_runs_the_image_skaffold_sets(
     drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
 ) -> None:
     _, pod = drivers[layer]
-    assert container(pod)["image"] == f"cryptolake-spark:{IMAGE_TAG}"
+    assert container(pod)["image"] == f"cryptolake-spark:{TIER1_TAG}"
 
 
 @pytest.mark.parametrize("layer", LAYERS)

@@ -1,32 +1,51 @@
-"""Real pods on the test control plane (issue 10, tier 2), step by step, each step's tests kept whatever the next
-does: a node (a kubelet from the API server's module, containerd and runc from Debian's packages, the pinned CNI
-plugins) registered Ready; the stand-in images and the project's two Dockerfiles built unchanged on them, loaded into
-the node; then pods of them running on the node.
+"""The releases' pods for real on the test control plane (issue 10, tier 2), step by step, each step's tests kept
+whatever the next does: a node (a kubelet from the API server's module, containerd and runc from Debian's packages,
+the pinned CNI plugins) registered Ready; the stand-in images and the project's two Dockerfiles built unchanged on
+them, loaded into the node; pods of them running; the scheduler, kube-proxy and CoreDNS that make Services work; the
+minio release's server and setup Job; then the cryptolake release's ingestor and Spark layers, a driver killed on
+the way, and gold read back and compared with the reference.
 
-The control plane is conftest's, shared with test_control_plane.py, inside the blackhole routes checked before
-anything starts. Where tier 2 stops, and why, is in the README's Kubernetes section: no scheduler, Service routing or
-cluster DNS runs, so the charts' own workloads do not run here yet.
+The control plane and the releases of tier 1 are conftest's, shared with test_control_plane.py, inside the blackhole
+routes checked before anything starts. What still differs from a kind cluster is in the README's Kubernetes section.
 """
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import json
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+import pyarrow.fs as pafs
 import pyspark
 import pytest
+import yaml
+from confluent_kafka import Consumer, TopicPartition
 
 from core.jars import read_pins
+from core.layers import BRONZE_TABLE, SILVER_TABLE
+from core.settings import Settings
+from cryptolake import lake
 from cryptolake.k8s import tools
-from cryptolake.local.paths import REPO_ROOT
-from tests.k8s import controlplane, images, render
+from cryptolake.local import minio as minio_server
+from cryptolake.local.kafka import Kafka, ensure_topic
+from cryptolake.local.paths import REPO_ROOT, LocalPaths
+from cryptolake.local.procs import free_port
+from cryptolake.venue.synthetic import Trade, generate
+from tests import reference
+from tests.e2e.helpers import assert_gold_equals, bar_key, final_bars
+from tests.k8s import addons, controlplane, images, render
 from tests.k8s import node as nodes
-from tests.k8s.conftest import INSTALL_TIMEOUT, needs_root
+from tests.k8s.conftest import INSTALL_TIMEOUT, Cluster, needs_root
 from tests.k8s.controlplane import ControlPlane
 from tests.k8s.test_contract import parse_bytes
 
@@ -51,8 +70,8 @@ def node(
 
 def test_pods_bridge_holds_one_subnet_of_the_dropped_pod_range(network: None) -> None:
     """The bridge's /24 is the only part of the pod range routed, and only to the bridge."""
-    assert nodes.POD_SUBNET.subnet_of(controlplane.POD_CIDR)
-    assert not {controlplane.POD_CIDR[1], controlplane.POD_CIDR[-2]} & set(nodes.POD_SUBNET)
+    assert controlplane.POD_SUBNET.subnet_of(controlplane.POD_CIDR)
+    assert not {controlplane.POD_CIDR[1], controlplane.POD_CIDR[-2]} & set(controlplane.POD_SUBNET)
     for network_range in controlplane.CLUSTER_CIDRS:
         assert controlplane.dropped(network_range), network_range
 
@@ -80,9 +99,11 @@ def test_node_leaves_this_machines_iptables_alone(node: nodes.Node) -> None:
 def test_pod_routes_stay_on_the_bridge(node: nodes.Node) -> None:
     """The pod subnet's route goes to the bridge, a device of this machine, never through a gateway."""
     routes = json.loads(
-        subprocess.run(["ip", "-j", "route", "show", str(nodes.POD_SUBNET)], capture_output=True, check=True).stdout
+        subprocess.run(
+            ["ip", "-j", "route", "show", str(controlplane.POD_SUBNET)], capture_output=True, check=True
+        ).stdout
     )
-    assert [(r["dev"], r.get("gateway")) for r in routes] == [(nodes.BRIDGE, None)]
+    assert [(r["dev"], r.get("gateway")) for r in routes] == [(controlplane.BRIDGE, None)]
 
 
 # --- Step 2: the images, stand-ins for the official ones and the project's own built on them ----------------------
@@ -216,13 +237,16 @@ def smoke_namespace(plane: ControlPlane, controller_manager: controlplane.Proces
     return SMOKE_NAMESPACE
 
 
-def run_pod(plane: ControlPlane, node: nodes.Node, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-    """Run a pod to completion on the node, placed there by name (no scheduler needed); returns its last status."""
+def run_pod(
+    plane: ControlPlane, node: nodes.Node | None, namespace: str, name: str, spec: dict[str, Any]
+) -> dict[str, Any]:
+    """Run a pod to completion, placed on ``node`` by name, or by the scheduler if None; returns its last status."""
+    placed = {"nodeName": node.name} if node else {}
     pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {"nodeName": node.name, "restartPolicy": "Never", **spec},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+        "spec": {**placed, "restartPolicy": "Never", **spec},
     }
     path = f"/api/v1/namespaces/{namespace}/pods/{name}"
     plane.api.apply(path, pod)
@@ -268,7 +292,7 @@ def test_a_pod_runs_from_a_standin_image_and_reaches_the_bridges_host_side(
     connection, _ = listener.accept()
     with connection:
         sent = connection.recv(64).decode()
-    assert ipaddress.ip_address(sent) in nodes.POD_SUBNET
+    assert ipaddress.ip_address(sent) in controlplane.POD_SUBNET
     assert (status["phase"], terminated(status)["exitCode"]) == ("Succeeded", 0), terminated(status)
     assert terminated(status)["message"] == f"{sent} token=True"
     assert status["podIP"] == sent
@@ -309,3 +333,507 @@ def test_spark_image_runs_a_query_on_a_read_only_root_as_the_chart_mounts_it(
     }
     status = run_pod(plane, node, smoke_namespace, "spark-query", spec)
     assert (status["phase"], terminated(status)["exitCode"]) == ("Succeeded", 0), terminated(status).get("message")
+
+
+# --- Step 4: what a kind cluster runs beside the kubelet: scheduler, Services, cluster DNS -------------------------
+
+
+@pytest.fixture(scope="session")
+def services(
+    plane: ControlPlane,
+    node: nodes.Node,
+    controller_manager: controlplane.Process,
+    tool: Callable[[str], Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """The scheduler, kube-proxy and CoreDNS, running."""
+    folder = tmp_path_factory.mktemp("addons")
+    with (
+        nodes.scheduler(plane, tool("kube-scheduler"), INSTALL_TIMEOUT),
+        addons.service_proxy(plane, tool("kube-proxy"), folder / "proxy", INSTALL_TIMEOUT),
+        addons.cluster_dns(plane, folder / "dns", INSTALL_TIMEOUT),
+    ):
+        yield
+
+
+def test_kube_proxy_keeps_its_rules_in_nftables_tables_of_its_own(services: None) -> None:
+    """Services route through kube-proxy's own tables, which its cleanup deletes; this machine's iptables stay as
+    they were."""
+    assert addons.proxy_tables()
+    for command in ("iptables-save", "ip6tables-save"):
+        assert "KUBE-" not in subprocess.run([command], capture_output=True, text=True, check=True).stdout, command
+
+
+def retrying(step: str, tries: int = 120) -> str:
+    """A pod's Python that runs ``step`` (an expression) until it succeeds, then writes its value as the pod's
+    termination message: Services and names start to answer once kube-proxy and CoreDNS have seen them."""
+    return (
+        "import json, ssl, time, urllib.request\n"
+        f"for _ in range({tries}):\n"
+        f"    try:\n        value = {step}\n        break\n"
+        "    except OSError as exc:\n        error = exc\n        time.sleep(1)\n"
+        "else:\n    raise SystemExit(f'gave up: {error}')\n"
+        "open('/dev/termination-log', 'w').write(str(value))\n"
+    )
+
+
+def python_pod(image: str, script: str) -> dict[str, Any]:
+    container = {
+        "name": "main",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["python3", "-c", script],
+        "securityContext": {"runAsUser": 10001, "readOnlyRootFilesystem": True},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    return {"containers": [container]}
+
+
+def test_an_image_that_is_not_loaded_is_never_fetched_from_off_the_machine(
+    plane: ControlPlane, node: nodes.Node, services: None, smoke_namespace: str
+) -> None:
+    """The scheduler binds the pod to the node, and the pull that follows goes to the closed loopback proxy."""
+    name = "never-loaded"
+    spec = python_pod("cryptolake-test/never-loaded:1", "")
+    spec["containers"][0]["imagePullPolicy"] = "Always"
+    path = f"/api/v1/namespaces/{smoke_namespace}/pods/{name}"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": smoke_namespace}, "spec": spec}
+    plane.api.apply(path, pod)
+
+    def waiting() -> dict[str, Any]:
+        statuses = plane.api.get(path)["status"].get("containerStatuses", [])
+        return dict(statuses[0]["state"].get("waiting", {})) if statuses else {}
+
+    try:
+        controlplane.wait_for("the pull to fail", lambda: "127.0.0.1:9" in waiting().get("message", ""), 300)
+        assert plane.api.get(path)["spec"]["nodeName"] == node.name
+        assert waiting()["reason"] in ("ErrImagePull", "ImagePullBackOff")
+    finally:
+        plane.api.request("DELETE", f"{path}?gracePeriodSeconds=0")
+
+
+def test_a_pod_reaches_another_through_a_service_by_its_short_name(
+    plane: ControlPlane, services: None, smoke_namespace: str, loaded: set[str], standins: dict[str, str]
+) -> None:
+    """A server pod behind a Service, a client pod calling it `http://echo/...` as the charts call `minio:9000`:
+    CoreDNS answers with the Service's address, and kube-proxy sends the connection to the server pod."""
+    name = "echo"
+    server = python_pod(standins["python"], "import runpy, sys; sys.argv = ['', '8080', '--directory', '/etc']; "
+                        "runpy.run_module('http.server', run_name='__main__')")  # fmt: skip
+    server_path = f"/api/v1/namespaces/{smoke_namespace}/pods/{name}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": smoke_namespace, "labels": {"app": name}},
+        "spec": server,
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": smoke_namespace},
+        "spec": {"selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]},
+    }
+    plane.api.apply(server_path, pod)
+    plane.api.apply(f"/api/v1/namespaces/{smoke_namespace}/services/{name}", service)
+    try:
+        fetch = "urllib.request.urlopen('http://echo/hostname', timeout=5).read().decode().strip()"
+        status = run_pod(plane, None, smoke_namespace, "echo-client", python_pod(standins["python"], retrying(fetch)))
+        assert (status["phase"], terminated(status)["message"]) == ("Succeeded", name), terminated(status)
+    finally:
+        plane.api.request("DELETE", f"{server_path}?gracePeriodSeconds=0")
+
+
+def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
+    plane: ControlPlane, services: None, smoke_namespace: str, loaded: set[str], standins: dict[str, str]
+) -> None:
+    """As a Spark driver does to ask for its executors: https://kubernetes.default.svc with the pod's own token and
+    the cluster CA it mounts."""
+    account = "/var/run/secrets/kubernetes.io/serviceaccount"
+    request = (
+        f"urllib.request.Request('https://kubernetes.default.svc/version', "
+        f"headers={{'Authorization': 'Bearer ' + open('{account}/token').read()}})"
+    )
+    context = f"ssl.create_default_context(cafile='{account}/ca.crt')"
+    version = f"json.load(urllib.request.urlopen({request}, context={context}, timeout=5))['gitVersion']"
+    status = run_pod(plane, None, smoke_namespace, "api-client", python_pod(standins["python"], retrying(version)))
+    assert status["phase"] == "Succeeded", terminated(status)
+    assert terminated(status)["message"] == plane.api.get("/version")["gitVersion"]
+
+
+OUTSIDE = "cl-outside"
+OUTSIDE_LINK = ipaddress.IPv4Interface("198.51.100.1/30")  # TEST-NET-2: documentation only, never anyone's network
+OUTSIDE_HOST = ipaddress.IPv4Interface("198.51.100.2/30")
+
+
+@pytest.fixture
+def outside_host(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """A host of the test's own beyond the node: a network namespace behind a veth pair, forwarding on both sides as
+    a router's would, and a TCP server in it; yields its address and port."""
+    run = nodes.run_command
+    run(["ip", "netns", "add", OUTSIDE])
+    server = None
+    try:
+        run(["ip", "link", "add", f"{OUTSIDE}0", "type", "veth", "peer", "name", f"{OUTSIDE}1", "netns", OUTSIDE])
+        run(["ip", "addr", "add", str(OUTSIDE_LINK), "dev", f"{OUTSIDE}0"])
+        run(["ip", "link", "set", f"{OUTSIDE}0", "up"])
+        Path(f"/proc/sys/net/ipv4/conf/{OUTSIDE}0/forwarding").write_text("1")
+        inside = ["ip", "netns", "exec", OUTSIDE]
+        run([*inside, "ip", "addr", "add", str(OUTSIDE_HOST), "dev", f"{OUTSIDE}1"])
+        run([*inside, "ip", "link", "set", f"{OUTSIDE}1", "up"])
+        run([*inside, "ip", "route", "add", "default", "via", str(OUTSIDE_LINK.ip)])
+        port = 8080
+        script = (
+            f"import socket; s = socket.create_server(('{OUTSIDE_HOST.ip}', {port})); print('up', flush=True)\n"
+            "while True: s.accept()[0].close()"
+        )
+        server = subprocess.Popen([*inside, "python3", "-c", script], stdout=subprocess.PIPE, text=True)
+        assert server.stdout is not None and server.stdout.readline().strip() == "up"
+        yield str(OUTSIDE_HOST.ip), port
+    finally:
+        if server is not None:
+            server.kill()
+            server.wait()
+        subprocess.run(["ip", "netns", "del", OUTSIDE], capture_output=True, check=False)
+
+
+def test_a_pods_packets_never_cross_from_the_bridge_to_another_interface(
+    plane: ControlPlane,
+    services: None,
+    smoke_namespace: str,
+    loaded: set[str],
+    standins: dict[str, str],
+    outside_host: tuple[str, int],
+) -> None:
+    """The bridge forwards for kube-proxy, and a route leads to a host of the test's own beyond another interface; the
+    guard still drops a pod's connection there, which this machine itself makes."""
+    address, port = outside_host
+    socket.create_connection(outside_host, timeout=5).close()
+    assert controlplane.guarded()
+    script = (
+        "import socket\n"
+        f"try:\n    socket.create_connection(('{address}', {port}), timeout=5).close()\n    result = 'connected'\n"
+        "except OSError as exc:\n    result = type(exc).__name__\n"
+        "open('/dev/termination-log', 'w').write(result)\n"
+    )
+    status = run_pod(plane, None, smoke_namespace, "outside-client", python_pod(standins["python"], script))
+    assert status["phase"] == "Succeeded", terminated(status)
+    assert terminated(status)["message"] == "TimeoutError"
+
+
+# --- Step 5: the minio release's pods: the server on its volume, its setup Job, and the Job again on an upgrade -----
+
+NAMESPACE = render.namespace()
+MINIO_RELEASE = "minio"
+
+
+def namespaced(kind: str, name: str = "") -> str:
+    """REST path of the release namespace's objects of a kind ("apps/v1/deployments", "v1/pods")."""
+    group = "/api" if kind.startswith("v1/") else "/apis"
+    version, plural = kind.rsplit("/", 1)
+    return f"{group}/{version}/namespaces/{NAMESPACE}/{plural}" + (f"/{name}" if name else "")
+
+
+def selected(api: controlplane.Api, kind: str, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = api.get(namespaced(kind) + "?labelSelector=" + selector)["items"]
+    return items
+
+
+def of(release: str, component: str) -> str:
+    """The label selector of a release's component."""
+    return f"app.kubernetes.io/instance={release},app.kubernetes.io/component={component}"
+
+
+def setup_jobs(api: controlplane.Api) -> list[dict[str, Any]]:
+    return selected(api, "batch/v1/jobs", of(MINIO_RELEASE, "setup"))
+
+
+def provide_volumes(api: controlplane.Api, folder: Path) -> None:
+    """What kind's local-path provisioner does for each unbound claim of the namespace: a folder of the node, open to
+    any user as that provisioner leaves it, as a PersistentVolume bound to the claim."""
+    for claim in api.get(namespaced("v1/persistentvolumeclaims"))["items"]:
+        name = claim["metadata"]["name"]
+        path = folder / name
+        path.mkdir(parents=True, exist_ok=True)
+        path.chmod(0o777)
+        volume = {
+            "apiVersion": "v1",
+            "kind": "PersistentVolume",
+            "metadata": {"name": f"{NAMESPACE}-{name}"},
+            "spec": {
+                "capacity": claim["spec"]["resources"]["requests"],
+                "accessModes": claim["spec"]["accessModes"],
+                "hostPath": {"path": str(path), "type": "Directory"},
+                "claimRef": {"namespace": NAMESPACE, "name": name},
+                "persistentVolumeReclaimPolicy": "Retain",
+            },
+        }
+        api.apply(f"/api/v1/persistentvolumes/{NAMESPACE}-{name}", volume)
+
+
+def load_images(node: nodes.Node, docker: images.Docker, tags: list[str], folder: Path) -> None:
+    for tag in tags:
+        archive = images.save(docker, tag, folder)
+        node.load(archive)
+        archive.unlink()
+
+
+def job_done(api: controlplane.Api, job: dict[str, Any]) -> bool:
+    status = api.get(namespaced("batch/v1/jobs", job["metadata"]["name"])).get("status", {})
+    if status.get("failed", 0) and not status.get("active", 0) and not status.get("succeeded", 0):
+        raise AssertionError(f"job {job['metadata']['name']} failed: {status}")
+    return bool(status.get("succeeded", 0))
+
+
+def available(api: controlplane.Api, deployment: str) -> bool:
+    status = api.get(namespaced("apps/v1/deployments", deployment)).get("status", {})
+    return bool(status.get("availableReplicas", 0) >= 1)
+
+
+def pod_log(api: controlplane.Api, pod: str) -> str:
+    """What `kubectl logs` shows: the API server reads it from the kubelet."""
+    return str(api.get(namespaced("v1/pods", pod) + "/log"))
+
+
+@pytest.fixture(scope="session")
+def minio(
+    cluster: Cluster,
+    node: nodes.Node,
+    services: None,
+    docker: images.Docker,
+    tool: Callable[[str], Path],
+    installed: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, Any]:
+    """The minio release of tier 1 running: stand-ins of the images its Deployment and Job name, loaded; a volume for
+    its claim; the server available and the setup Job complete. Returns the Job."""
+    (deployment,) = selected(cluster.api, "apps/v1/deployments", f"app.kubernetes.io/instance={MINIO_RELEASE}")
+    (job,) = setup_jobs(cluster.api)
+    server_image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    client_image = job["spec"]["template"]["spec"]["containers"][0]["image"]
+    minio_binary = minio_server.binary(LocalPaths.of(Settings()))
+    tags = [
+        images.build_standin(docker, "minio", server_image, {}, {"minio": minio_binary}),
+        images.build_standin(docker, "mc", client_image, {}, {"mc": tool("mc")}),
+    ]
+    load_images(node, docker, tags, tmp_path_factory.mktemp("minio-images"))
+    provide_volumes(cluster.api, tmp_path_factory.mktemp("volumes"))
+    name = deployment["metadata"]["name"]
+    controlplane.wait_for(f"deployment {name} available", lambda: available(cluster.api, name), INSTALL_TIMEOUT)
+    controlplane.wait_for("the setup job to complete", lambda: job_done(cluster.api, job), INSTALL_TIMEOUT)
+    return job
+
+
+def pod_address(api: controlplane.Api, selector: str) -> str:
+    (pod,) = [p for p in selected(api, "v1/pods", selector) if p["status"].get("phase") == "Running"]
+    return str(pod["status"]["podIP"])
+
+
+def lake_settings(api: controlplane.Api, settings: Settings) -> Settings:
+    """``settings`` reading the release's lake from this machine: MinIO's pod address (Service addresses route only
+    from pods), as the lake user of the release's Secret."""
+    secret = api.get(namespaced("v1/secrets", f"{MINIO_RELEASE}-lake-user"))
+    keys = {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+    address = pod_address(api, of(MINIO_RELEASE, "server"))
+    return settings.with_(s3_endpoint=f"http://{address}:9000", **keys)
+
+
+def test_minio_runs_from_its_chart_and_its_setup_job_gives_the_lake_user_its_bucket(
+    cluster: Cluster, minio: dict[str, Any]
+) -> None:
+    """The lake user of the release's Secret writes and reads its bucket, and nothing else, over the server pod's
+    address."""
+    fs = lake.filesystem(lake_settings(cluster.api, Settings()))
+    with fs.open_output_stream("lakehouse/tier2/hello.txt") as out:
+        out.write(b"hello")
+    with fs.open_input_stream("lakehouse/tier2/hello.txt") as read:
+        assert read.read() == b"hello"
+    # A bucket the root user makes is beyond the lake user's policy.
+    root = cluster.api.get(namespaced("v1/secrets", f"{MINIO_RELEASE}-root"))["data"]
+    root_fs = pafs.S3FileSystem(
+        access_key=base64.b64decode(root["MINIO_ROOT_USER"]).decode(),
+        secret_key=base64.b64decode(root["MINIO_ROOT_PASSWORD"]).decode(),
+        endpoint_override=urlsplit(lake_settings(cluster.api, Settings()).s3_endpoint).netloc,
+        scheme="http",
+        allow_bucket_creation=True,
+    )
+    root_fs.create_dir("elsewhere")
+    with pytest.raises(OSError, match="ACCESS_DENIED"), fs.open_output_stream("elsewhere/hello.txt") as out:
+        out.write(b"hello")
+
+
+def test_minio_setup_job_runs_again_on_an_upgrade_and_leaves_what_exists(
+    cluster: Cluster, minio: dict[str, Any], pins: dict[str, tools.Pin]
+) -> None:
+    """Issue 10's fourth defect in real pods: the Job, gone once its TTL passes (deleted here at once), comes back
+    with `helm upgrade` and completes again on the bucket, policy and user that exist, with a shell and mc only."""
+    name = minio["metadata"]["name"]
+    cluster.api.request("DELETE", namespaced("batch/v1/jobs", name) + "?propagationPolicy=Foreground")
+    controlplane.wait_for("the job gone", lambda: not setup_jobs(cluster.api), INSTALL_TIMEOUT)
+    (release,) = [r for r in render.skaffold_config()["deploy"]["helm"]["releases"] if r["name"] == MINIO_RELEASE]
+    cluster.helm_run(*render.helm_install(release, tools.operator_chart(pins), {}, verb="upgrade"))
+    (again,) = setup_jobs(cluster.api)
+    controlplane.wait_for("the setup job to complete again", lambda: job_done(cluster.api, again), INSTALL_TIMEOUT)
+    (pod,) = selected(cluster.api, "v1/pods", f"job-name={name}")
+    assert "is attached already" in pod_log(cluster.api, pod["metadata"]["name"])
+
+
+# --- Step 6: the pipeline from the cryptolake release: the ingestor Deployment and the three SparkApplications ------
+
+# The suite's Kafka broker stands in for the redpanda release, whose image cannot be had here; it listens on the
+# node's address, which pods reach. The synthetic venue listens there too, in place of Binance.
+SYMBOLS = ("BTC-USDT", "ETH-USDT")
+TRADES = 2_400
+# Trades per second of event time, which the venue keeps: 400 s of sending, long enough for the Spark pods to start
+# on two busy cores and for bronze's driver to be killed while the venue still sends.
+RATE = 6.0
+SEED = 11
+WATERMARK_S = 5
+APP_RELEASE = "cryptolake"
+
+
+@dataclass(frozen=True)
+class InCluster:
+    """The release's pipeline as this machine reads it: Kafka on the node's address, the lake at MinIO's pod."""
+
+    settings: Settings
+    trades: list[Trade]
+
+
+@pytest.fixture(scope="session")
+def kafka_on_node(installed: None, node: nodes.Node, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    host = str(node.address.ip)
+    settings = Settings(
+        kafka_bootstrap=f"{host}:{free_port(host)}",
+        kafka_controller_port=free_port(host),
+        local_home=str(tmp_path_factory.mktemp("kafka-on-node")),
+        symbols=SYMBOLS,
+        gold_watermark=f"{WATERMARK_S} seconds",
+        trigger_interval="2 seconds",
+    )
+    broker = Kafka(settings)
+    broker.start(timeout=INSTALL_TIMEOUT)
+    try:
+        ensure_topic(settings, partitions=3)
+        yield settings
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def in_cluster(
+    cluster: Cluster,
+    node: nodes.Node,
+    minio: dict[str, Any],
+    kafka_on_node: Settings,
+    project_images: dict[str, str],
+    loaded: set[str],
+    pins: dict[str, tools.Pin],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[InCluster]:
+    """The synthetic venue on the node's address, then the cryptolake release upgraded as `skaffold dev` would
+    redeploy it with images of this tier's tag, its settings pointed at that venue and that broker."""
+    folder = tmp_path_factory.mktemp("in-cluster")
+    host = str(node.address.ip)
+    start_ms = int(time.time() * 1000) - 300_000  # in the past: event times stay near ingest times
+    venue_port = free_port(host)
+    venue_args = ["--host", host, "--port", str(venue_port), "--symbols", ",".join(SYMBOLS), "--rate", str(RATE)]
+    venue_args += ["--count", str(TRADES), "--seed", str(SEED), "--start-ms", str(start_ms), "--speed", "1"]
+    venue = controlplane.spawn("venue", [sys.executable, "-m", "cryptolake.venue.server", *venue_args], folder)
+    values = {
+        "settings": {
+            "kafka_bootstrap": kafka_on_node.kafka_bootstrap,
+            "binance_url": f"ws://{host}:{venue_port}",
+            "symbols": list(SYMBOLS),
+            "gold_watermark": kafka_on_node.gold_watermark,
+            "trigger_interval": kafka_on_node.trigger_interval,
+        }
+    }
+    values_file = folder / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    (release,) = [r for r in render.skaffold_config()["deploy"]["helm"]["releases"] if r["name"] == APP_RELEASE]
+    upgrade = render.helm_install(release, tools.operator_chart(pins), render.skaffold_images(IMAGE_TAG), "upgrade")
+    try:
+        cluster.helm_run(*upgrade, "--values", values_file)
+        trades = list(generate(SYMBOLS, seed=SEED, start_ms=start_ms, rate=RATE, count=TRADES))
+        yield InCluster(lake_settings(cluster.api, kafka_on_node), trades)
+    finally:
+        venue.stop()
+
+
+def frames_in_kafka(settings: Settings) -> int:
+    """Records of the topic, all partitions."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "tier2-count"})
+    try:
+        metadata = consumer.list_topics(settings.kafka_topic, timeout=10)
+        partitions = metadata.topics[settings.kafka_topic].partitions
+        return sum(
+            consumer.get_watermark_offsets(TopicPartition(settings.kafka_topic, p), timeout=10)[1] for p in partitions
+        )
+    finally:
+        consumer.close()
+
+
+def test_ingestor_deployment_streams_the_venues_trades_into_kafka(cluster: Cluster, in_cluster: InCluster) -> None:
+    """Ready (its /readyz: connected to the venue and to Kafka) as the kubelet probes it, and frames arrive."""
+    (deployment,) = selected(cluster.api, "apps/v1/deployments", of(APP_RELEASE, "ingestor"))
+    name = deployment["metadata"]["name"]
+    controlplane.wait_for(f"deployment {name} available", lambda: available(cluster.api, name), INSTALL_TIMEOUT)
+    controlplane.wait_for("frames in Kafka", lambda: frames_in_kafka(in_cluster.settings) > 0, INSTALL_TIMEOUT)
+    (pod,) = selected(cluster.api, "v1/pods", of(APP_RELEASE, "ingestor"))
+    assert pod["spec"]["containers"][0]["image"] == f"cryptolake-ingestor:{IMAGE_TAG}"
+
+
+def layer_driver(api: controlplane.Api, layer: str) -> dict[str, Any] | None:
+    """The layer's running driver pod, if one runs."""
+    running = [
+        pod
+        for pod in selected(api, "v1/pods", f"{of(APP_RELEASE, layer)},spark-role=driver")
+        if pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp")
+    ]
+    return running[0] if running else None
+
+
+def rows(settings: Settings, table: str) -> int:
+    with suppress(OSError, FileNotFoundError):
+        return int(lake.read_table(settings, table).num_rows)
+    return 0
+
+
+def test_a_killed_bronze_driver_is_resubmitted_by_the_operator(cluster: Cluster, in_cluster: InCluster) -> None:
+    """Mid-stream (bronze holds some of the trades, the venue still sends), bronze's driver pod is deleted; the
+    SparkApplication's restart policy brings a new driver, which goes on from the checkpoint."""
+    settings = in_cluster.settings
+    controlplane.wait_for("bronze to hold trades", lambda: rows(settings, BRONZE_TABLE) > 0, INSTALL_TIMEOUT)
+    before = layer_driver(cluster.api, "bronze")
+    assert before is not None
+    assert rows(settings, BRONZE_TABLE) < TRADES, "the stream ended before the driver could be killed mid-way"
+    name = before["metadata"]["name"]
+    cluster.api.request("DELETE", namespaced("v1/pods", name) + "?gracePeriodSeconds=0")
+
+    def replaced() -> bool:
+        after = layer_driver(cluster.api, "bronze")
+        return after is not None and after["metadata"]["uid"] != before["metadata"]["uid"]
+
+    controlplane.wait_for("a new bronze driver", replaced, INSTALL_TIMEOUT)
+
+
+def test_gold_bars_from_the_cluster_equal_the_reference_and_every_trade_is_kept_once(
+    cluster: Cluster, in_cluster: InCluster
+) -> None:
+    """Read back from MinIO: every final bar equal to the reference, bronze every frame once, silver every trade once,
+    across the driver killed above."""
+    settings, trades = in_cluster.settings, in_cluster.trades
+    expected = reference.bars(reference.from_synthetic(t) for t in trades)
+    final = final_bars(expected, max(t.time_ms for t in trades) * 1000, WATERMARK_S)
+
+    def gold_keys() -> set[tuple[str, str, int]]:
+        with suppress(OSError, FileNotFoundError):
+            return {bar_key(b) for b in lake.read_bars(settings).to_pylist()}
+        return set()
+
+    controlplane.wait_for("every final bar in gold", lambda: final <= gold_keys(), INSTALL_TIMEOUT)
+    assert_gold_equals(lake.read_bars(settings).to_pylist(), expected, final)
+    bronze = lake.read_table(settings, BRONZE_TABLE)
+    assert sorted(bronze["value"].to_pylist()) == sorted(t.binance_frame().encode() for t in trades)
+    silver = lake.read_table(settings, SILVER_TABLE).to_pylist()
+    assert sorted((t["symbol"], int(t["trade_id"])) for t in silver) == sorted((t.symbol, t.trade_id) for t in trades)
