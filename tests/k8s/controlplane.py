@@ -396,6 +396,8 @@ def running(etcd: Path, apiserver: Path, folder: Path, timeout: float) -> Iterat
         # How it reads pods' logs (`kubectl logs`) from the kubelet, which trusts the cluster CA's clients.
         "kubelet-client-certificate": admin[0],
         "kubelet-client-key": admin[1],
+        # By its address: the node's name would be looked up in this machine's DNS.
+        "kubelet-preferred-address-types": "InternalIP",
         "profiling": "false",
     }
     processes: list[Process] = []
