@@ -12,7 +12,6 @@ domain alone: no query is forwarded off the machine.
 from __future__ import annotations
 
 import subprocess
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,11 +24,6 @@ from tests.k8s import node as nodes
 
 COREDNS_SOURCE = Path(__file__).parent / "coredns"
 PROXY_TABLES = ("ip kube-proxy", "ip6 kube-proxy")
-
-
-def _ok(url: str) -> bool:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own http URL
-        return bool(response.status == 200)
 
 
 def proxy_tables() -> list[str]:
@@ -69,7 +63,7 @@ def service_proxy(plane: cp.ControlPlane, binary: Path, folder: Path, timeout: f
     config = proxy_config(plane, folder, health)
     process = cp.spawn("kube-proxy", [binary, f"--config={config}"], plane.processes[0].log.parent)
     try:
-        cp.wait_for("kube-proxy", lambda: process.alive() and _ok(f"http://{cp.LOOPBACK}:{health}/healthz"), timeout)
+        cp.wait_healthy(process, f"http://{cp.LOOPBACK}:{health}/healthz", timeout)
         yield process
     finally:
         process.stop()
@@ -102,7 +96,7 @@ def cluster_dns(plane: cp.ControlPlane, folder: Path, timeout: float) -> Iterato
     )
     process = cp.spawn("coredns", [coredns_binary(), "-conf", corefile], plane.processes[0].log.parent)
     try:
-        cp.wait_for("CoreDNS", lambda: process.alive() and _ok(f"http://{cp.LOOPBACK}:{ready}/ready"), timeout)
+        cp.wait_healthy(process, f"http://{cp.LOOPBACK}:{ready}/ready", timeout)
         yield process
     finally:
         process.stop()

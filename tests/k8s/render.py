@@ -43,6 +43,12 @@ def skaffold_config() -> dict[str, Any]:
     return config
 
 
+def skaffold_release(name: str) -> dict[str, Any]:
+    """One of skaffold.yaml's Helm releases, by name."""
+    (release,) = [r for r in skaffold_config()["deploy"]["helm"]["releases"] if r["name"] == name]
+    return dict(release)
+
+
 def namespace() -> str:
     """The one namespace skaffold installs every release into."""
     namespaces = {str(r["namespace"]) for r in skaffold_config()["deploy"]["helm"]["releases"]}

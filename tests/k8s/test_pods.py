@@ -140,6 +140,14 @@ def project_images(docker: images.Docker, standins: dict[str, str]) -> dict[str,
     }
 
 
+def load_images(node: nodes.Node, docker: images.Docker, tags: list[str], folder: Path) -> None:
+    """Import the images into the node's containerd, one `docker save` archive at a time."""
+    for tag in tags:
+        archive = images.save(docker, tag, folder)
+        node.load(archive)
+        archive.unlink()
+
+
 @pytest.fixture(scope="session")
 def loaded(
     node: nodes.Node,
@@ -150,11 +158,7 @@ def loaded(
 ) -> set[str]:
     """The images the pods run, imported into the node's containerd; returns every image name it then lists. The
     Spark stand-in is only a base, so it stays in Docker."""
-    folder = tmp_path_factory.mktemp("image-archives")
-    for tag in (standins["python"], *project_images.values()):
-        archive = images.save(docker, tag, folder)
-        node.load(archive)
-        archive.unlink()
+    load_images(node, docker, [standins["python"], *project_images.values()], tmp_path_factory.mktemp("image-archives"))
     listed = node.ctr("images", "ls", "--quiet").split()
     return {name.removeprefix("docker.io/library/").removeprefix("docker.io/") for name in listed}
 
@@ -571,13 +575,6 @@ def provide_volumes(api: controlplane.Api, folder: Path) -> None:
         api.apply(f"/api/v1/persistentvolumes/{NAMESPACE}-{name}", volume)
 
 
-def load_images(node: nodes.Node, docker: images.Docker, tags: list[str], folder: Path) -> None:
-    for tag in tags:
-        archive = images.save(docker, tag, folder)
-        node.load(archive)
-        archive.unlink()
-
-
 def job_done(api: controlplane.Api, job: dict[str, Any]) -> bool:
     status = api.get(namespaced("batch/v1/jobs", job["metadata"]["name"])).get("status", {})
     if status.get("failed", 0) and not status.get("active", 0) and not status.get("succeeded", 0):
@@ -670,7 +667,7 @@ def test_minio_setup_job_runs_again_on_an_upgrade_and_leaves_what_exists(
     name = minio["metadata"]["name"]
     cluster.api.request("DELETE", namespaced("batch/v1/jobs", name) + "?propagationPolicy=Foreground")
     controlplane.wait_for("the job gone", lambda: not setup_jobs(cluster.api), INSTALL_TIMEOUT)
-    (release,) = [r for r in render.skaffold_config()["deploy"]["helm"]["releases"] if r["name"] == MINIO_RELEASE]
+    release = render.skaffold_release(MINIO_RELEASE)
     cluster.helm_run(*render.helm_install(release, tools.operator_chart(pins), {}, verb="upgrade"))
     (again,) = setup_jobs(cluster.api)
     controlplane.wait_for("the setup job to complete again", lambda: job_done(cluster.api, again), INSTALL_TIMEOUT)
@@ -761,7 +758,7 @@ def in_cluster(
     }
     values_file = folder / "values.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    (release,) = [r for r in render.skaffold_config()["deploy"]["helm"]["releases"] if r["name"] == APP_RELEASE]
+    release = render.skaffold_release(APP_RELEASE)
     upgrade = render.helm_install(release, tools.operator_chart(pins), render.skaffold_images(IMAGE_TAG), "upgrade")
     try:
         cluster.helm_run(*upgrade, "--values", values_file)
