@@ -16,6 +16,7 @@ class Batch:
     input_rows: int
     duration_s: float
     end: float  # epoch seconds the batch's progress was logged, just after it committed
+    output_rows: int = 0  # the rows it wrote to its table
 
     @property
     def start(self) -> float:
@@ -36,7 +37,14 @@ def parse(lines: Iterable[str]) -> list[Batch]:
             continue
         end = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
         found.append(
-            Batch(entry["query"], entry["batch"], entry.get("input_rows") or 0, entry["duration_ms"] / 1000, end)
+            Batch(
+                entry["query"],
+                entry["batch"],
+                entry.get("input_rows") or 0,
+                entry["duration_ms"] / 1000,
+                end,
+                entry.get("output_rows") or 0,
+            )
         )
     return found
 
@@ -85,3 +93,22 @@ def drain(batches: list[Batch], queries: Iterable[str], rows: int) -> Drain | No
         return None
     done = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
     return Drain(min(starts), done, min(reads), max(counts), max(busy))
+
+
+def written_when_idle(batches: list[Batch], queries: Iterable[str], after: float) -> int | None:
+    """The rows ``queries`` wrote in all, once each has run a batch that ended after ``after`` and read nothing (a
+    query's last bars come in such a batch, when its watermark has passed them); None before that."""
+    total = 0
+    for query in queries:
+        own = [b for b in batches if b.query == query]
+        if not any(b.end > after and b.input_rows == 0 for b in own):
+            return None
+        total += sum(b.output_rows for b in own)
+    return total
+
+
+def chain(first: Drain | None, then: Drain | None) -> Drain | None:
+    """A drain of queries reading what ``first``'s wrote: from ``first``'s start to ``then``'s end."""
+    if first is None or then is None:
+        return first
+    return Drain(first.start, then.end, first.rows_read, first.batches + then.batches, first.busy_s + then.busy_s)

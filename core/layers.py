@@ -22,6 +22,8 @@ def gold_query(interval: str, across_venues: bool = False) -> str:
 
 
 GOLD_OUTPUTS = [(interval, False) for interval in BAR_INTERVALS] + [("1m", True)]
+# Gold makes these from its 1m bars per exchange, not from silver's trades (jobs/gold.py, ``rollup``).
+ROLLUP_INTERVALS = ("5m", "1h")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pyarrow import fs
 
-from core.layers import BAR_INTERVALS, SILVER_TABLE, Layer, gold_query, gold_table
+from core.layers import BAR_INTERVALS, ROLLUP_INTERVALS, SILVER_TABLE, Layer, gold_query, gold_table
 from core.settings import Settings, duration_seconds
 
 METADATA_DIR = "_spark_metadata"
@@ -149,13 +149,21 @@ def read_late_trades(
     watermark has passed without emitting it (none of its trades came in time). Bars still open are not judged.
     """
     s3 = s3 or filesystem(settings)
+    width_s = int(duration_seconds(BAR_INTERVALS[interval]))
+    if interval in ROLLUP_INTERVALS and not across_venues:
+        # Made from the 1m bars: a trade counts in its bar exactly when it counts in its 1m bar.
+        late = read_late_trades(settings, s3=s3)
+        return late.set_column(
+            late.schema.get_field_index("bar_start"),
+            "bar_start",
+            pc.floor_temporal(late["event_time"], width_s, "second"),
+        )
     watermark_ms = committed_watermark(settings, gold_query(interval, across_venues), s3)
     trades = read_table(settings, SILVER_TABLE, s3=s3)
     if watermark_ms is None or trades.num_rows == 0:
         return trades.slice(0, 0)
     bars = read_table(settings, gold_table(interval, across_venues), s3=s3)
     # Bars start on multiples of their width since the epoch, as Spark's windows do.
-    width_s = int(duration_seconds(BAR_INTERVALS[interval]))
     key = ["symbol", "bar_start"] if across_venues else ["exchange", "symbol", "bar_start"]
     trades = trades.append_column("bar_start", pc.floor_temporal(trades["event_time"], width_s, "second"))
     if bars.num_rows == 0:  # no bar emitted yet: a table of none, with the columns to join on

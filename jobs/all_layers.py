@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sys
 
-from core.layers import BRONZE_TABLE, SILVER_TABLE
+from core.layers import BRONZE_TABLE
 from jobs import bronze, gold, silver
 from jobs.runtime import Stage, run_layer
 
 
 def main() -> int:
-    return run_layer("layers", Stage(bronze.start), Stage(silver.start, BRONZE_TABLE), Stage(gold.start, SILVER_TABLE))
+    return run_layer("layers", Stage(bronze.start), Stage(silver.start, BRONZE_TABLE), *gold.STAGES)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,10 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.sql.streaming.fileSink.log.compactInterval": "100",
         "spark.sql.streaming.fileSource.log.compactInterval": "100",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        # A task writes each partition folder (a day, a symbol) through a writer of its own instead of sorting its rows
+        # by folder first (bench/results/tuning/README.md). Past this many folders in one task (gold's symbols), Spark
+        # sorts the rest; each open writer holds its buffers.
+        "spark.sql.maxConcurrentOutputFileWriters": "16",
         "spark.sql.session.timeZone": "UTC",
         # Standard Parquet timestamps (not the legacy INT96), so pyarrow and other readers see UTC instants.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",

@@ -75,6 +75,15 @@ def final_bars(
     return {key for key in expected if key[2] + minutes * 60_000_000 <= watermark_us}
 
 
+def final_rollup_bars(
+    expected: dict[tuple[str, str, int], Bar], final_1m: set[tuple[str, str, int]], minutes: int
+) -> set[tuple[str, str, int]]:
+    """The bars of ``minutes`` gold must have emitted from its 1m bars (``final_1m``): those ending at or before the
+    latest 1m bar's start, its rollups' watermark."""
+    watermark_us = max(start for *_, start in final_1m)
+    return {key for key in expected if key[2] + minutes * 60_000_000 <= watermark_us}
+
+
 def assert_gold_equals(gold: list[dict[str, Any]], expected: dict[tuple[str, str, int], Bar], final: set[Any]) -> None:
     """Gold holds exactly the final bars, once each, every field equal to the reference (vwap within 1e-9)."""
     got = {bar_key(b): b for b in gold}

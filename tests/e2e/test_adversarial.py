@@ -22,7 +22,7 @@ import pytest
 from confluent_kafka import Producer
 
 from bench import frames, workload
-from core.layers import BRONZE_TABLE, GOLD_OUTPUTS, QUARANTINE_TABLE, SILVER_TABLE, gold_query
+from core.layers import BRONZE_TABLE, GOLD_OUTPUTS, QUARANTINE_TABLE, ROLLUP_INTERVALS, SILVER_TABLE, gold_query
 from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline
@@ -141,9 +141,15 @@ def _key(trade: reference.Trade) -> tuple[str, str, str]:
 
 
 def _settled(settings: Settings, latest_us: int) -> bool:
-    """Every gold query has committed a batch at the watermark of the whole stream: its latest trade less the delay."""
+    """Every gold query from silver has committed a batch at the watermark of the whole stream (its latest trade less
+    the delay), and every rollup one at the start of the latest 1m bar."""
     final_ms = (latest_us - WATERMARK_S * 1_000_000) // 1000
-    return all(_gold_watermark_ms(settings, interval, across) >= final_ms for interval, across in GOLD_OUTPUTS)
+    from_silver = [(i, a) for i, a in GOLD_OUTPUTS if a or i not in ROLLUP_INTERVALS]
+    if not all(_gold_watermark_ms(settings, interval, across) >= final_ms for interval, across in from_silver):
+        return False
+    starts = lake.read_bars(settings, interval="1m")["bar_start"].to_pylist()
+    latest_1m_ms = us(max(starts)) // 1000 if starts else final_ms
+    return all(_gold_watermark_ms(settings, interval) >= latest_1m_ms for interval in ROLLUP_INTERVALS)
 
 
 def _assert_bars_are_the_counted_trades(settings: Settings, valid: list[reference.Trade]) -> dict[Any, set[Any]]:

@@ -19,12 +19,21 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from core.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
+from core.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, ROLLUP_INTERVALS, SILVER_TABLE, gold_table
 from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline, Source
 from tests import reference
-from tests.e2e.helpers import assert_gold_equals, bar_key, cli, final_bars, private_stack, us, wait_for
+from tests.e2e.helpers import (
+    assert_gold_equals,
+    bar_key,
+    cli,
+    final_bars,
+    final_rollup_bars,
+    private_stack,
+    us,
+    wait_for,
+)
 from tests.fixtures import recording
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
@@ -96,10 +105,10 @@ def replayed(services: Settings) -> Iterator[Replayed]:
 def test_every_interval_equals_the_reference(replayed: Replayed) -> None:
     settings, trades = replayed.settings, replayed.trades
     assert {t.exchange for t in trades} == {"binance", "coinbase", "bybit", "okx"}
-    latest = max(t.time_us for t in trades)
+    final_1m = final_bars(reference.bars(trades), max(t.time_us for t in trades), WATERMARK_S)
     for interval in BAR_INTERVALS:
         expected = reference.bars(trades, MINUTES[interval])
-        final = final_bars(expected, latest, WATERMARK_S, MINUTES[interval])
+        final = final_rollup_bars(expected, final_1m, MINUTES[interval]) if interval in ROLLUP_INTERVALS else final_1m
         wait_for(
             replayed.pipeline,
             lambda i=interval, f=final: f <= {bar_key(b) for b in lake.read_bars(settings, interval=i).to_pylist()},

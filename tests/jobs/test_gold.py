@@ -8,7 +8,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from cryptolake.venue.synthetic import generate
 from jobs import schemas
-from jobs.gold import bars
+from jobs.gold import bars, rollup
 from tests import reference
 
 T0 = datetime(2024, 8, 8, 23, 54, 0)
@@ -82,14 +82,21 @@ def _silver_rows(trades: list[reference.Trade]) -> list[tuple[object, ...]]:
     return rows
 
 
-@pytest.mark.parametrize(("interval", "minutes"), [("1m", 1), ("5m", 5), ("1h", 60)])
-def test_bars_equal_the_reference_at_every_interval(spark: SparkSession, interval: str, minutes: int) -> None:
+@pytest.mark.parametrize(
+    ("interval", "minutes", "rolled_up"),
+    [("1m", 1, False), ("5m", 5, False), ("5m", 5, True), ("1h", 60, False), ("1h", 60, True)],
+)
+def test_bars_equal_the_reference_at_every_interval(
+    spark: SparkSession, interval: str, minutes: int, rolled_up: bool
+) -> None:
     trades = [
         reference.from_synthetic(t, exchange)
         for exchange, seed in (("binance", 1), ("okx", 2))
         for t in generate(["BTC-USDT", "ETH-USDT"], seed=seed, start_ms=1_723_161_255_342, rate=0.5, count=3_000)
     ]  # fmt: skip
-    result = bars(spark.createDataFrame(_silver_rows(trades), schemas.SILVER), interval, "10 seconds").collect()
+    silver = spark.createDataFrame(_silver_rows(trades), schemas.SILVER)
+    made = rollup(bars(silver, "1m", "10 seconds"), interval) if rolled_up else bars(silver, interval, "10 seconds")
+    result = made.collect()
     expected = reference.bars(trades, minutes)
     got = {
         (r.exchange, r.symbol, int(r.bar_start.replace(tzinfo=UTC).timestamp()) * 1_000_000): reference.Bar(
@@ -114,3 +121,10 @@ def test_bars_across_venues_pool_every_exchange(spark: SparkSession) -> None:
                  Decimal(5), quote, float(quote / 5), 3, Decimal(2), Decimal(3), ["binance", "okx"],
                  SILVER_TIME)]  # fmt: skip
     assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))
+
+
+def test_a_rollup_has_the_columns_and_types_of_bars_made_from_the_trades(spark: SparkSession) -> None:
+    # Nullability aside: Spark writes every column of a file table as nullable.
+    silver = spark.createDataFrame([_trade("BTC-USDT", "1", "100", "1", 5, "buy")], schemas.SILVER)
+    made = rollup(bars(silver, "1m", "10 seconds"), "5m").schema.simpleString()
+    assert made == bars(silver, "5m", "10 seconds").schema.simpleString()
