@@ -32,7 +32,7 @@ test: setup lint ## Run every test: unit, Spark transforms, Kubernetes renders, 
 test-fast: $(BIN)/cryptolake ## Run the unit and Spark transform tests only (no services; about two minutes idle)
 	$(BIN)/python -m pytest -m "unit or transform"
 
-bench: setup ## Measure the pipeline (throughput, freshness, memory; about 12 min) into bench/results/
+bench: setup ## Measure the pipeline (throughput, freshness, memory; 12 to 23 min) into bench/results/
 	$(BIN)/python -m bench
 
 lint: $(BIN)/cryptolake ## ruff and mypy

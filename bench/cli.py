@@ -162,6 +162,6 @@ def main(argv: list[str] | None = None) -> int:
     results.write(out, json_path)
     (args.out_dir / f"{stem}.png").write_bytes(plot.render(out))
     say(f"wrote {json_path} and {stem}.png; logs in {home}/runs")
-    headline = {key: out[key] for key in (*results.TARGETS, "gold_freshness_p99_s", "floor_trades_per_s")}
+    headline = {key: out[key] for key in (*results.TARGETS, "floor_trades_per_s")}
     say(f"headline: {headline}")
     return 0

@@ -14,10 +14,15 @@ from bench.workload import BASES, Workload
 
 TARGETS = {
     "backfill_trades_per_s": (50_000, "at least"),
+    "backfill_trades_per_cpu_s": (25_000, "at least"),
+    "pipeline_to_floor_ratio": (0.25, "at least"),
     "silver_freshness_p99_s": (10, "at most"),
-    "stack_peak_rss_gib": (4, "at most"),
+    "gold_freshness_p99_s": (15, "at most"),
+    "silver_freshness_p99_s_at_high_rate": (10, "at most"),
+    "stack_peak_rss_gib": (3, "at most"),
 }
-LIVE_TARGET_RATE = "500"  # the rate the freshness target, and the headline freshness keys, are for
+LIVE_TARGET_RATE = "500"  # the rate the freshness targets, and the headline freshness keys, are for
+LIVE_HIGH_RATE = "5000"  # silver's freshness target holds here too
 
 
 @dataclass(frozen=True)
@@ -82,12 +87,20 @@ def assemble(measured: Measured, header: dict[str, Any]) -> dict[str, Any]:
     }
     pipeline = out["backfill_trades_per_s"]
     out["pipeline_to_floor_ratio"] = round(pipeline / floor_trades, 3) if pipeline and floor_trades else None
-    at_target = (measured.live or {}).get("rates", {}).get(LIVE_TARGET_RATE, {})
-    out["silver_freshness_p99_s"] = at_target.get("silver_freshness_s", {}).get("p99")
-    out["gold_freshness_p99_s"] = at_target.get("gold_freshness_s", {}).get("p99")
     out["live"] = measured.live
     out["stack_peak_rss_gib"] = measured.memory["stack_peak_rss_gib"]
     out["memory"] = measured.memory
+    return with_targets(out)
+
+
+def with_targets(out: dict[str, Any]) -> dict[str, Any]:
+    """``out`` with the headline keys the targets are held to, and each target and whether it was met."""
+    rates = (out.get("live") or {}).get("rates", {})
+    at_target, high = rates.get(LIVE_TARGET_RATE, {}), rates.get(LIVE_HIGH_RATE, {})
+    out["backfill_trades_per_cpu_s"] = out["backfill"]["median"]["trades_per_cpu_s"]
+    out["silver_freshness_p99_s"] = at_target.get("silver_freshness_s", {}).get("p99")
+    out["gold_freshness_p99_s"] = at_target.get("gold_freshness_s", {}).get("p99")
+    out["silver_freshness_p99_s_at_high_rate"] = high.get("silver_freshness_s", {}).get("p99")
     out["targets"] = {
         key: {"target": target, "kind": kind, "measured": out.get(key), "met": _met(out.get(key), target, kind)}
         for key, (target, kind) in TARGETS.items()

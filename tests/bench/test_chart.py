@@ -35,7 +35,7 @@ RESULTS = {
 def test_chart_has_a_row_per_figure_and_renders() -> None:
     panels = plot.panels(RESULTS)
     assert [len(p.rows) for p in panels] == [5, 2, 3]
-    assert [p.target for p in panels] == [50_000, 10, 4]
+    assert [p.target for p in panels] == [50_000, 10, 3]
     assert panels[2].rows[1].color == plot.FLOOR  # the load generator is not part of the stack
     assert [p.rows[0].label for p in panels] == ["Bronze", "Silver at 500/s", "bronze"]
     width, height = png_size(plot.render(RESULTS))
