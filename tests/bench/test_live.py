@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pyarrow as pa
 import pytest
 
 from bench.commits import TIME, Commit, CommitWatcher, visible_after
-from bench.live import WATCHED, Window, bars
+from bench.live import WATCHED, Window, _report, bars
+from bench.produce import PacerStats
 from bench.stats import summary
 from core.layers import SILVER_TABLE, gold_table
 from core.settings import Settings
@@ -52,3 +55,16 @@ def test_bars_expected_are_those_silver_trades_fall_in(watcher: CommitWatcher) -
     assert summary(both.freshness(), both.unseen)["p99"] is None
     across = bars(watcher, gold_table("1m", across_venues=True), Window(500, T0 + 1, T0 + MINUTE_US + 1))
     assert across.expected == {("BTC-USDT", T0 + MINUTE_US)} and across.unseen == 1
+
+
+def test_the_gold_figure_is_over_the_1m_bars_and_the_later_5m_rollups_are_reported_apart(
+    watcher: CommitWatcher,
+) -> None:
+    watcher.commits[gold_table("1m")].append(Commit(T0 / 1e6 + 140, gold(("binance", "BTC-USDT", T0 + 2 * MINUTE_US))))
+    across = pa.table({TIME: pa.array([T0 + MINUTE_US, T0 + 2 * MINUTE_US], pa.int64()), "symbol": ["BTC-USDT"] * 2})
+    watcher.commits[gold_table("1m", across_venues=True)] = [Commit(T0 / 1e6 + 140, across)]
+    pacer = SimpleNamespace(stats=PacerStats())
+    report = _report(Window(500, T0 + 1, T0 + 5 * MINUTE_US + 1), watcher, pacer)  # type: ignore[arg-type]
+    gold_1m = report["gold_freshness_s"]
+    assert (gold_1m["count"], gold_1m["unseen"], gold_1m["max"]) == (5, 0, pytest.approx(80.0))
+    assert report["gold_by_table"][gold_table("5m")]["unseen"] == 2  # rolled up, they close a minute after the 1m bars
