@@ -86,8 +86,10 @@ def measure(batches: list[batchlog.Batch], loaded: Loaded) -> dict[str, batchlog
     assert per_exchange is not None and per_exchange.end is not None  # one of the queries from silver, all drained
     bars_1m = batchlog.written_when_idle(batches, [gold_query("1m")], per_exchange.end)
     then = None if bars_1m is None else batchlog.drain(batches, rollups, bars_1m)
-    unfinished = dataclasses.replace(from_silver, end=None)
-    drains["gold"] = batchlog.chain(from_silver, then) if then is not None and then.end else unfinished
+    if then is None or then.end is None:
+        drains["gold"] = dataclasses.replace(from_silver, end=None)
+    else:
+        drains["gold"] = batchlog.chain(from_silver, then)
     return drains
 
 

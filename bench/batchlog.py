@@ -107,8 +107,6 @@ def written_when_idle(batches: list[Batch], queries: Iterable[str], after: float
     return total
 
 
-def chain(first: Drain | None, then: Drain | None) -> Drain | None:
+def chain(first: Drain, then: Drain) -> Drain:
     """A drain of queries reading what ``first``'s wrote: from ``first``'s start to ``then``'s end."""
-    if first is None or then is None:
-        return first
     return Drain(first.start, then.end, first.rows_read, first.batches + then.batches, first.busy_s + then.busy_s)

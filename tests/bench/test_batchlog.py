@@ -66,5 +66,6 @@ def test_rollups_drain_once_they_read_every_bar_the_1m_query_wrote_by_its_idle_b
     assert drain(batches, ["gold_5m"], 47).end is None  # type: ignore[union-attr]
     batches = parse([*first, _gold("gold_1m", 2, 0, 7, "2026-11-21T10:00:23.000Z"),
                      _gold("gold_5m", 1, 7, 3, "2026-11-21T10:00:30.000Z")])  # fmt: skip
-    whole = chain(from_silver, drain(batches, ["gold_5m"], 47))
-    assert whole is not None and whole.seconds == pytest.approx(21.0)  # 10:00:09 to 10:00:30
+    rollups = drain(batches, ["gold_5m"], 47)
+    assert rollups is not None
+    assert chain(from_silver, rollups).seconds == pytest.approx(21.0)  # 10:00:09 to 10:00:30
