@@ -127,7 +127,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
 
 
 def start_rollups(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    """The longer bars, from the 1m bars per exchange: reading them costs a little of reading every trade again."""
+    """The longer bars, from the 1m bars per exchange: a few rows a minute to read instead of every trade."""
     columns = bars(spark.createDataFrame([], schemas.SILVER), "1m", settings.gold_watermark).schema
     # The partition columns last, in the order of the table's folders: the file source reads the columns by
     # position, folders' values after the files', whatever order the schema gives them in.
