@@ -18,7 +18,7 @@ from typing import Protocol
 import websocket
 from prometheus_client import Counter
 
-from core import logs
+from core import events, logs
 from core.throttle import Throttle
 from core.venues import Exchange, FrameKind, Parsed
 from core.venues.base import UNREADABLE, error
@@ -147,7 +147,7 @@ class Session:
             now = self.connected_at = self._last_ping = time.monotonic()
             self.metrics.connections.inc()
             self._wake.set()
-            log.info("connected", extra=logs.fields(connection=self.label, url=self.url))
+            log.info(events.CONNECTED, extra=logs.fields(connection=self.label, url=self.url))
             last_frame = now
             next_tick = now + TICK
             while not self._closing.is_set():
@@ -356,7 +356,7 @@ class Link:
         delay = self._backoff.next()
         self.metrics.reconnects.inc()
         log.warning(
-            "connection lost, reconnecting",
+            events.CONNECTION_LOST,
             extra=logs.fields(connection=lost.label, reason=lost.ended, retry_in_s=round(delay, 2)),
         )
         return not self._stop.wait(delay)
