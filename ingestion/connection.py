@@ -55,15 +55,16 @@ class Sink(Protocol):
 class Backoff:
     """Capped exponential backoff with full jitter, so many ingestors do not reconnect in step."""
 
-    def __init__(self, initial: float = 0.5, cap: float = 30.0) -> None:
+    def __init__(self, initial: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> None:
         self.initial, self.cap, self.attempt = initial, cap, 0
+        self._rng = rng or random.Random()  # a seeded one makes the delays known in advance (tests)
 
     def next(self) -> float:
         ceiling = min(self.cap, self.initial * 2**self.attempt)
         if ceiling < self.cap:
             # Once capped, the count stops: 2**attempt as a float overflows after about a thousand attempts.
             self.attempt += 1
-        return random.uniform(0, ceiling)
+        return self._rng.uniform(0, ceiling)
 
     def reset(self) -> None:
         self.attempt = 0
