@@ -1,4 +1,4 @@
-"""The layers' own per-batch log lines (``"event": "batch"``, see jobs/runtime.py), read back for timing."""
+"""The layers' own per-batch log lines (event ``BATCH``, see jobs/runtime.py), read back for timing."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from core import events
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ def parse(lines: Iterable[str]) -> list[Batch]:
             entry = json.loads(line)
         except ValueError:
             continue
-        if entry.get("event") != "batch" or entry.get("duration_ms") is None:
+        if entry.get("event") != events.BATCH or entry.get("duration_ms") is None:
             continue
         end = datetime.fromisoformat(entry["ts"].replace("Z", "+00:00")).timestamp()
         found.append(

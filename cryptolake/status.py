@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from core import events
 from core.layers import BRONZE_TABLE, LAYERS, QUARANTINE_QUERY, SILVER_TABLE
 
 RATE_SECONDS = 60.0  # a layer's rate is over the batches of this last minute
@@ -78,18 +79,18 @@ class Progress:
         except (ValueError, KeyError, TypeError):
             return
         event = entry.get("event")
-        if event in ("batch", "query started"):
+        if event in (events.BATCH, events.QUERY_STARTED):
             self._fold_layer(event, entry, at)
-        elif event == "waiting for the upstream table":
+        elif event == events.WAITING_FOR_UPSTREAM:
             table = next((t for t in READERS if str(entry.get("table")).endswith(t)), None)
             if table is not None:
                 self.layers[READERS[table]].waiting_for = table
-        elif event == "connection lost, reconnecting":
+        elif event == events.CONNECTION_LOST:
             connection = str(entry.get("connection")).rpartition("#")[0]  # the link: session labels end in #N
             if connection not in self.down:
                 self.down[connection] = VenueDown(at, "")
             self.down[connection].reason = str(entry.get("reason"))
-        elif event == "connected":
+        elif event == events.CONNECTED:
             self.down.pop(str(entry.get("connection")).rpartition("#")[0], None)
 
     def _fold_layer(self, event: str, entry: dict[str, Any], at: float) -> None:
@@ -97,7 +98,7 @@ class Progress:
         layer = self.layers.get(query.split("_")[0])  # bronze, silver, silver_quarantine, gold_1m, ...
         if layer is None:
             return
-        if event == "query started":
+        if event == events.QUERY_STARTED:
             layer.started_at = layer.started_at or at
             layer.waiting_for = None
             return

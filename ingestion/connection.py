@@ -18,7 +18,7 @@ from typing import Protocol
 import websocket
 from prometheus_client import Counter
 
-from core import logs
+from core import events, logs
 from core.throttle import Throttle
 from core.venues import Exchange, FrameKind, Parsed
 from core.venues.base import UNREADABLE, error
@@ -55,15 +55,16 @@ class Sink(Protocol):
 class Backoff:
     """Capped exponential backoff with full jitter, so many ingestors do not reconnect in step."""
 
-    def __init__(self, initial: float = 0.5, cap: float = 30.0) -> None:
+    def __init__(self, initial: float = 0.5, cap: float = 30.0, rng: random.Random | None = None) -> None:
         self.initial, self.cap, self.attempt = initial, cap, 0
+        self._rng = rng or random.Random()  # a seeded one makes the delays known in advance (tests)
 
     def next(self) -> float:
         ceiling = min(self.cap, self.initial * 2**self.attempt)
         if ceiling < self.cap:
             # Once capped, the count stops: 2**attempt as a float overflows after about a thousand attempts.
             self.attempt += 1
-        return random.uniform(0, ceiling)
+        return self._rng.uniform(0, ceiling)
 
     def reset(self) -> None:
         self.attempt = 0
@@ -147,7 +148,7 @@ class Session:
             now = self.connected_at = self._last_ping = time.monotonic()
             self.metrics.connections.inc()
             self._wake.set()
-            log.info("connected", extra=logs.fields(connection=self.label, url=self.url))
+            log.info(events.CONNECTED, extra=logs.fields(connection=self.label, url=self.url))
             last_frame = now
             next_tick = now + TICK
             while not self._closing.is_set():
@@ -356,7 +357,7 @@ class Link:
         delay = self._backoff.next()
         self.metrics.reconnects.inc()
         log.warning(
-            "connection lost, reconnecting",
+            events.CONNECTION_LOST,
             extra=logs.fields(connection=lost.label, reason=lost.ended, retry_in_s=round(delay, 2)),
         )
         return not self._stop.wait(delay)

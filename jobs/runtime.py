@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
-from core import logs
+from core import events, logs
 from core.layers import QUARANTINE_QUERY
 from core.settings import Settings, SettingsError, duration_seconds
 from core.throttle import Throttle
@@ -89,11 +89,11 @@ class ProgressLogger(StreamingQueryListener):
         self._behind = throttle or Throttle(BEHIND_LOG_SECONDS)
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
-        log.info("query started", extra=logs.fields(query=event.name, run_id=str(event.runId)))
+        log.info(events.QUERY_STARTED, extra=logs.fields(query=event.name, run_id=str(event.runId)))
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         summary = batch_summary(json.loads(event.progress.json))
-        log.info("batch", extra=logs.fields(**summary))
+        log.info(events.BATCH, extra=logs.fields(**summary))
         duration_ms = summary["duration_ms"]
         if duration_ms is None or duration_ms <= self.trigger_ms:
             return
@@ -125,7 +125,7 @@ def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_se
     waited = False
     while not filesystem.exists(log_dir) and not stop.is_set():
         if not waited:
-            log.info("waiting for the upstream table", extra=logs.fields(table=uri))
+            log.info(events.WAITING_FOR_UPSTREAM, extra=logs.fields(table=uri))
             waited = True
         stop.wait(poll_seconds)
 
@@ -170,7 +170,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
     spark = build_session(settings, f"cryptolake-{layer}")
     spark.streams.addListener(ProgressLogger(duration_seconds(settings.trigger_interval)))
     # Where its streaming metrics are: the UI's port is the first free one from 4040 when several drivers run.
-    log.info("spark ui", extra=logs.fields(url=spark.sparkContext.uiWebUrl, metrics=METRICS_PATH))
+    log.info(events.SPARK_UI, extra=logs.fields(url=spark.sparkContext.uiWebUrl, metrics=METRICS_PATH))
     queries: list[StreamingQuery] = []
     for stage in stages:
         if stage.upstream is not None:
@@ -185,7 +185,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
                 ended = [q.name for q in queries if not q.isActive]
                 raise RuntimeError(f"query {', '.join(ended)} stopped by itself")
     except (StreamingQueryException, RuntimeError) as exc:
-        log.error("query failed", extra=logs.fields(error=str(exc), what_to_do=what_to_do(str(exc))))
+        log.error(events.QUERY_FAILED, extra=logs.fields(error=str(exc), what_to_do=what_to_do(str(exc))))
         return 1
     finally:
         stop_between_batches(queries)

@@ -7,17 +7,18 @@ import json
 import pytest
 
 from bench.batchlog import chain, drain, parse, written_when_idle
+from core import events
 
 
 def line(query: str, batch: int, rows: int, ms: int, ts: str) -> str:
-    entry = {"ts": ts, "level": "info", "event": "batch", "query": query, "batch": batch, "input_rows": rows}
+    entry = {"ts": ts, "level": "info", "event": events.BATCH, "query": query, "batch": batch, "input_rows": rows}
     return json.dumps(entry | {"duration_ms": ms})
 
 
 LINES = [
     "26/11/21 02:07:46 WARN TaskSetManager: Lost task 1.0",
     line("silver", 0, 600, 4_000, "2026-11-21T10:00:10.000Z"),
-    json.dumps({"ts": "2026-11-21T10:00:11.000Z", "event": "query started", "query": "silver"}),
+    json.dumps({"ts": "2026-11-21T10:00:11.000Z", "event": events.QUERY_STARTED, "query": "silver"}),
     line("silver_quarantine", 0, 1_000, 3_000, "2026-11-21T10:00:12.000Z"),
     line("silver", 1, 0, 100, "2026-11-21T10:00:13.000Z"),
     line("silver", 2, 400, 2_000, "2026-11-21T10:00:20.000Z"),

@@ -15,6 +15,7 @@ import pytest
 from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core import events
 from core.layers import BRONZE_TABLE
 from core.settings import Settings
 from cryptolake import lake
@@ -67,6 +68,7 @@ def test_deleted_records_fail_bronze_and_say_what_to_reset(services: Settings, t
 
     second = _bronze(settings, log)
     assert second.wait(240) == 1, log.read_text()[-3000:]
-    failure = [json.loads(line) for line in log.read_text().splitlines() if '"query failed"' in line]
+    logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    failure = [entry for entry in logged if entry["event"] == events.QUERY_FAILED]
     assert failure and "cryptolake reset bronze" in failure[-1]["what_to_do"]
     assert lake.read_table(settings, BRONZE_TABLE).num_rows == 20  # nothing after the gap was taken either

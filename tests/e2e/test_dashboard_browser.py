@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import events
 from core.settings import Settings
 from cryptolake.dashboard import server
 from cryptolake.dashboard.view import LakeView
@@ -118,7 +119,7 @@ def _metrics_url(stack: Stack) -> str | None:
     with stack.pipeline.process(ONE_JVM).log.open("rb") as log:
         log.seek(stack.layers_log_start)
         lines = [json.loads(line) for line in log.read().splitlines() if line.startswith(b"{")]
-    ui = next((line for line in lines if line.get("event") == "spark ui"), None)
+    ui = next((line for line in lines if line.get("event") == events.SPARK_UI), None)
     # The port it names; its host is the machine's address, where 127.0.0.1 reaches the same server.
     return None if ui is None else f"http://127.0.0.1:{urlsplit(ui['url']).port}{ui['metrics']}"
 

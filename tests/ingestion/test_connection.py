@@ -6,8 +6,10 @@ In every case the ingestor recovers, reports what happened, and forwards every t
 from __future__ import annotations
 
 import asyncio
+import functools
+import itertools
 import logging
-import time
+import random
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +17,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.frames import Opcode
 
 from core.venues import Binance, Bybit, Kraken, Okx, Timing
+from ingestion import connection
+from ingestion.connection import Backoff
 from tests.ingestion.frames import (
     KRAKEN_HEARTBEAT,
     binance_trade,
@@ -27,6 +31,9 @@ from tests.ingestion.frames import (
 from tests.ingestion.harness import ingesting, wait_until
 from tests.ingestion.scripted import LiveFeed, ScriptedVenue, Seen, answers, drop, hold, send_raw, sends
 
+HEARTBEATS_AFTER = 10  # 2 s of the venue's heartbeats: longer than the first retry's longest delay
+RETRIES = 4
+BACKOFF_SEED = 5
 KRAKEN_SUBSCRIBE = '{"method":"subscribe","params":{"channel":"trade","symbol":["BTC/USD"],"snapshot":true}}'
 
 
@@ -150,24 +157,43 @@ def test_a_rejected_subscription_is_logged_and_the_connection_kept_without_retry
     reject = sends(kraken_rejection("BTC/USD"), then=heartbeats)
     with caplog.at_level(logging.ERROR), ScriptedVenue(reject) as venue, ingesting(kraken(), venue.url) as run:
         wait_until(lambda: run.metric("subscription_rejections_total", exchange="kraken") == 1, "the rejection")
-        time.sleep(2.0)
+        # A link that gave up on the rejected connection would close it before reading on: the heartbeats read after
+        # the rejection then come from no connection, or from a new one.
+        read = run.metric("control_frames_total", exchange="kraken")
+        wait_until(
+            lambda: run.metric("control_frames_total", exchange="kraken") >= read + HEARTBEATS_AFTER,
+            "heartbeats read after the rejection",
+        )
         assert len(venue.seen) == 1, "no reconnect while the venue keeps the connection"
+        assert venue.seen[0].closed is None
         assert run.metric("subscription_rejections_total", exchange="kraken") == 1
     logged = [r for r in caplog.records if "rejected a subscription" in r.getMessage()]
     assert logged and "Currency pair not supported (BTC/USD)" in logged[0].__dict__["fields"]["venue_says"]
 
 
-def test_a_venue_that_rejects_and_closes_is_retried_with_growing_delays_not_in_a_loop() -> None:
+def test_a_venue_that_rejects_and_closes_is_retried_with_growing_delays_not_in_a_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     async def reject_and_close(ws: ServerConnection, _seen: Seen) -> None:
         await ws.send(kraken_rejection("BTC/USD"))
         await ws.close()
 
-    with ScriptedVenue(reject_and_close) as venue, ingesting(kraken(), venue.url) as run:
-        time.sleep(4.0)
-        attempts = len(venue.seen)
-    # Backoff with full jitter from 0.5 s doubling: a handful of attempts in 4 s, where a loop would make hundreds.
-    assert 2 <= attempts <= 10
-    assert run.metric("subscription_rejections_total", exchange="kraken") == attempts
+    monkeypatch.setattr(connection, "Backoff", functools.partial(Backoff, rng=random.Random(BACKOFF_SEED)))
+    # Full jitter from 0.5 s doubling: the n-th retry waits a uniform draw below 0.5 * 2**n (this seed's draws grow).
+    draws = random.Random(BACKOFF_SEED)
+    delays = [draws.uniform(0, 0.5 * 2**n) for n in range(RETRIES)]
+    # The connection after the last retry rejects too but stays open: nothing to retry, so the count is final.
+    scripts = [reject_and_close] * RETRIES + [sends(kraken_rejection("BTC/USD"), then=heartbeats)]
+    with ScriptedVenue(*scripts) as venue, ingesting(kraken(), venue.url) as run:
+        wait_until(
+            lambda: run.metric("subscription_rejections_total", exchange="kraken") == RETRIES + 1,
+            "every connection's rejection",
+            timeout=sum(delays) + 15,
+        )
+        assert len(venue.seen) == RETRIES + 1 and venue.seen[-1].closed is None
+    opened = [seen.opened for seen in venue.seen]
+    waited = [later - earlier for earlier, later in itertools.pairwise(opened)]
+    assert all(gap >= delay for gap, delay in zip(waited, delays, strict=True)), (waited, delays)
 
 
 def test_malformed_binary_and_oversized_frames_are_reported_and_the_connection_goes_on() -> None:

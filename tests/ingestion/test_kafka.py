@@ -75,7 +75,8 @@ def test_kafka_down_for_a_while_blocks_the_ingestor_which_then_delivers_every_fr
                 kafka.stop()
                 wait_until(lambda: producer.blocked, "the queue full and the ingestor blocked", timeout=60)
                 assert metrics.value("producer_blocked") == 1
-                time.sleep(2)  # the venue goes on sending meanwhile
+                sent = sequence.sent
+                wait_until(lambda: sequence.sent >= sent + 200, "the venue sending on while Kafka is down")
                 kafka.launch()
                 kafka.wait_ready(120)
                 wait_until(lambda: sequence.complete, "the venue sent everything", timeout=120)

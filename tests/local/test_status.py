@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pyarrow as pa
 import pytest
 
+from core import events
+from core.logs import JsonFormatter
 from core.settings import Settings
+from core.venues import Kraken
 from cryptolake import lake
 from cryptolake.runner import ONE_JVM, Pipeline, Source
 from cryptolake.status import Progress
-from tests.ingestion.harness import wait_until
+from jobs.runtime import WRITTEN_METRIC, ProgressLogger, wait_for_table
+from tests.ingestion.harness import ingesting, wait_until
+from tests.ingestion.scripted import ScriptedVenue, drop, hold
 
 DAY = "2026-12-02"
 
@@ -25,7 +33,8 @@ def line(clock: str, **fields: Any) -> str:
 
 
 def batch(clock: str, query: str, input_rows: int, output_rows: int) -> str:
-    return line(clock, component="layers", event="batch", query=query, input_rows=input_rows, output_rows=output_rows)
+    rows = {"input_rows": input_rows, "output_rows": output_rows}
+    return line(clock, component="layers", event=events.BATCH, query=query, **rows)
 
 
 def at(clock: str) -> float:
@@ -34,24 +43,24 @@ def at(clock: str) -> float:
 
 GOLD_QUERIES = ("gold_1m", "gold_5m", "gold_1h", "gold_1m_all_venues")
 # What the one-JVM layers process logged in an earlier run, and in this one.
-EARLIER_RUN = [line("11:00:00", event="query started", query="bronze"), batch("11:00:05", "bronze", 5000, 5000)]
+EARLIER_RUN = [line("11:00:00", event=events.QUERY_STARTED, query="bronze"), batch("11:00:05", "bronze", 5000, 5000)]
 THIS_RUN = [
     "Spark's own line, not JSON",
-    line("12:00:00", event="waiting for the upstream table", table="s3a://lakehouse/silver/trades"),
-    *(line("12:00:00", event="query started", query=q) for q in ("bronze", "silver", "silver_quarantine")),
+    line("12:00:00", event=events.WAITING_FOR_UPSTREAM, table="s3a://lakehouse/silver/trades"),
+    *(line("12:00:00", event=events.QUERY_STARTED, query=q) for q in ("bronze", "silver", "silver_quarantine")),
     batch("12:00:10", "bronze", 300, 300),
     batch("12:00:13", "bronze", 300, 300),
     batch("12:00:14", "silver", 600, 590),
     json.dumps({**json.loads(batch("12:00:14", "silver_quarantine", 600, 10)), "quarantined_rows": 10}),
 ]
-GOLD_STARTED = [line("12:00:01", event="query started", query=q) for q in GOLD_QUERIES]
+GOLD_STARTED = [line("12:00:01", event=events.QUERY_STARTED, query=q) for q in GOLD_QUERIES]
 # Gold's four queries each read all of silver's rows; two of them wrote bars.
 GOLD_BATCHES = [batch("12:00:20", q, 590, bars) for q, bars in zip(GOLD_QUERIES, (3, 0, 0, 1), strict=True)]
 INGESTOR = [
-    line("12:00:01", event="connection lost, reconnecting", connection="binance:BTC-USDT#1", reason="gaierror: no"),
-    line("12:00:02", event="connection lost, reconnecting", connection="kraken:BTC-USD#1", reason="timed out"),
-    line("12:00:05", event="connected", connection="kraken:BTC-USD#2"),
-    line("12:00:20", event="connection lost, reconnecting", connection="binance:BTC-USDT#2", reason="gaierror: [-2]"),
+    line("12:00:01", event=events.CONNECTION_LOST, connection="binance:BTC-USDT#1", reason="gaierror: no"),
+    line("12:00:02", event=events.CONNECTION_LOST, connection="kraken:BTC-USD#1", reason="timed out"),
+    line("12:00:05", event=events.CONNECTED, connection="kraken:BTC-USD#2"),
+    line("12:00:20", event=events.CONNECTION_LOST, connection="binance:BTC-USDT#2", reason="gaierror: [-2]"),
 ]
 
 
@@ -110,7 +119,7 @@ def test_a_layer_is_starting_until_its_first_batch() -> None:
     assert progress.lines(0, [], now=at("12:00:40"))[0] == (
         "ingestor 0 frames | bronze starting Spark… | silver starting Spark… | gold starting Spark…"
     )
-    progress.fold(line("12:00:30", event="query started", query="bronze").encode())
+    progress.fold(line("12:00:30", event=events.QUERY_STARTED, query="bronze").encode())
     assert "bronze starting Spark…" in progress.lines(0, [], now=at("12:00:40"))[0]  # started, no batch done yet
 
 
@@ -145,3 +154,51 @@ def test_rates_fade_when_a_layer_writes_nothing_more() -> None:
     for text in THIS_RUN:
         progress.fold(text.encode())
     assert progress.lines(0, [], now=at("12:05:00"))[0].startswith("ingestor 0 frames | bronze 600 rows (0/min)")
+
+
+def folded(records: list[logging.LogRecord], component: str) -> Progress:
+    """``records`` as the child's JSON log lines, folded by the status in order."""
+    progress = Progress()
+    for record in records:
+        progress.fold(JsonFormatter(component).format(record).encode())
+    return progress
+
+
+def test_the_lines_the_layers_really_log_are_counted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="jobs")
+    listener = ProgressLogger(2.0)
+    listener.onQueryStarted(SimpleNamespace(name="bronze", runId="run-1"))
+    progress = {"name": "bronze", "batchId": 0, "numInputRows": 300, "observedMetrics": {WRITTEN_METRIC: {"rows": 290}}}
+    listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json=json.dumps(progress))))
+    # A lake where silver's table has no commit on the first look and has one on the next.
+    looks = iter((False, True))
+    filesystem = SimpleNamespace(exists=lambda _path: next(looks))
+    table_log = SimpleNamespace(getFileSystem=lambda _conf: filesystem)
+    hadoop = SimpleNamespace(fs=SimpleNamespace(Path=lambda _uri: table_log))
+    spark = SimpleNamespace(
+        sparkContext=SimpleNamespace(
+            _jvm=SimpleNamespace(org=SimpleNamespace(apache=SimpleNamespace(hadoop=hadoop))),
+            _jsc=SimpleNamespace(hadoopConfiguration=lambda: None),
+        )
+    )
+    wait_for_table(spark, "s3a://lakehouse/silver/trades", threading.Event(), poll_seconds=0)  # type: ignore[arg-type]
+
+    layers = folded(caplog.records, "layers").layers
+    assert (layers["bronze"].batches, layers["bronze"].rows) == (1, 290)
+    assert layers["bronze"].started_at is not None
+    assert layers["gold"].waiting_for == "silver/trades"
+
+
+def test_the_lines_the_ingestor_really_logs_warn_of_a_lost_venue_until_it_connects_again(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    with ScriptedVenue(drop, hold) as venue, ingesting(Kraken(["BTC-USD"]), venue.url) as run:
+        wait_until(lambda: len(venue.seen) == 2 and run.ingestor.links[0].connected, "connected again after the drop")
+    progress = Progress()
+    down = []  # the connections the status takes for lost, after each line
+    for record in caplog.records:
+        progress.fold(JsonFormatter("ingestor").format(record).encode())
+        down.append(set(progress.down))
+    assert {"kraken:BTC-USD"} in down, "the drop was not taken for a loss"
+    assert down[-1] == set(), "connected again, not lost any more"

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from core import events
 from core.settings import Settings
 from cryptolake import cli
 from cryptolake.dashboard import bars, server
@@ -63,13 +64,13 @@ def _progress(*lines: dict[str, Any]) -> Progress:
 
 def test_health_per_layer_with_what_waits_and_how_fresh_silver_and_gold_are() -> None:
     progress = _progress(
-        {"ts": "2026-01-01T00:00:00+00:00", "event": "query started", "query": "bronze"},
-        {"ts": "2026-01-01T00:00:10+00:00", "event": "batch", "query": "bronze", "output_rows": 300},
-        {"ts": "2026-01-01T00:00:20+00:00", "event": "batch", "query": "silver", "output_rows": 250},
-        {"ts": "2026-01-01T00:00:25+00:00", "event": "batch", "query": "silver", "output_rows": 0},
+        {"ts": "2026-01-01T00:00:00+00:00", "event": events.QUERY_STARTED, "query": "bronze"},
+        {"ts": "2026-01-01T00:00:10+00:00", "event": events.BATCH, "query": "bronze", "output_rows": 300},
+        {"ts": "2026-01-01T00:00:20+00:00", "event": events.BATCH, "query": "silver", "output_rows": 250},
+        {"ts": "2026-01-01T00:00:25+00:00", "event": events.BATCH, "query": "silver", "output_rows": 0},
         {
             "ts": "2026-01-01T00:00:05+00:00",
-            "event": "waiting for the upstream table",
+            "event": events.WAITING_FOR_UPSTREAM,
             "table": "s3a://b/silver/trades",
         },
     )

@@ -1,0 +1,18 @@
+"""The ``event`` of the log lines that something reads back: whoever writes one and whoever matches it both import
+its name from here, so that renaming an event cannot break a reader (`cryptolake up`'s status, the dashboard, the
+benchmark) while each side's tests stay green."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# The layers' jobs (jobs/runtime.py).
+QUERY_STARTED: Final = "query started"
+BATCH: Final = "batch"  # one line per micro-batch, with its query, batch id and row counts
+WAITING_FOR_UPSTREAM: Final = "waiting for the upstream table"
+QUERY_FAILED: Final = "query failed"
+SPARK_UI: Final = "spark ui"
+
+# The ingestor's connections (ingestion/connection.py).
+CONNECTED: Final = "connected"
+CONNECTION_LOST: Final = "connection lost, reconnecting"
