@@ -36,7 +36,8 @@ def _trade(
 def test_one_minute_bar_maths(spark: SparkSession) -> None:
     trades = spark.createDataFrame(
         [
-            # Ids 10 and 9 share the first timestamp: 10 came first in Kafka, so it opens the bar.
+            # Ids 10 and 9 share the first timestamp and have no trade numbers (silver files written before them):
+            # 10 came first in Kafka, so it opens the bar.
             _trade("BTC-USDT", "10", "101", "2", 1.5, "buy", offset=1),
             _trade("BTC-USDT", "9", "100", "1", 1.5, "sell", offset=2),
             _trade("BTC-USDT", "11", "105", "0.5", 20, "buy", offset=3),
