@@ -21,9 +21,12 @@ def bars(trades: DataFrame, interval: str, watermark: str, *, across_venues: boo
     ``across_venues``: one bar per symbol over all exchanges instead, with the list of exchanges that traded in it.
     """
     venue = [] if across_venues else ["exchange"]
-    # Open and close are the first and last trade by event time, then in the venue's own order: Kafka partition and
-    # offset of the frame, then the trade's position in it. Across venues, the exchange's name breaks ties first.
-    order = F.struct("event_time", *(["exchange"] if across_venues else []), "partition", "offset", "frame_index")
+    # Open and close are the first and last trade by event time, then in the venue's own order: its trade number
+    # where it numbers its trades in order, else (null numbers) the Kafka partition and offset of the frame, then the
+    # trade's position in it. Across venues, the exchange's name breaks ties first.
+    order = F.struct(
+        "event_time", *(["exchange"] if across_venues else []), "trade_number", "partition", "offset", "frame_index"
+    )
     is_buy = F.col("side") == "buy"
     # Trade ids name a trade within one venue only; across venues, say which venues traded instead.
     identity = (

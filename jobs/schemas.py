@@ -47,6 +47,9 @@ SILVER = StructType(
         StructField("base", StringType()),
         StructField("quote", StringType()),
         StructField("trade_id", StringType()),
+        # The trade id as a number where the venue numbers its trades in order per symbol, else null: with the
+        # Kafka lineage below, the venue's own order of its trades of one time (core/venues/spark.py).
+        StructField("trade_number", LongType()),
         StructField("price", PRICE),
         StructField("size", SIZE),
         StructField("quote_amount", QUOTE_AMOUNT),
@@ -56,7 +59,7 @@ SILVER = StructType(
         StructField("topic", StringType()),
         StructField("partition", IntegerType()),
         StructField("offset", LongType()),
-        # Position of the trade in its frame: with partition and offset, the venue's own order of its trades.
+        # Position of the trade in its frame, as the venue listed it.
         StructField("frame_index", IntegerType()),
         # Time of the silver micro-batch that wrote the trade: later batches have later times (gold's late trades).
         StructField("silver_time", TimestampType()),

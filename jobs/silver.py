@@ -120,6 +120,7 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             # An empty id or symbol is none at all.
             F.coalesce(F.nullif("trade.symbol", F.lit("")), "key_symbol").alias("symbol"),
             F.nullif("trade.trade_id", F.lit("")).alias("trade_id"),
+            F.col("trade.number").alias("trade_number"),
             price.alias("price"),
             price_exact.alias("price_exact"),
             size.alias("size"),
@@ -136,6 +137,7 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             F.split("symbol", "-")[0].alias("base"),
             F.try_element_at(F.split("symbol", "-"), F.lit(2)).alias("quote"),
             "trade_id",
+            "trade_number",
             "price",
             "size",
             "quote_amount",

@@ -1,5 +1,5 @@
 """A venue as one small class per venue (and per protocol version): what the ingestor needs to connect and read its
-frames and, for the venues the lake keeps, how Spark and the tests' reference read its trades and how to write them."""
+frames and, for the venues the lake keeps, how Spark reads its trades and how to write them."""
 
 from __future__ import annotations
 
@@ -109,12 +109,6 @@ def rfc3339_ms(value: object) -> float | None:
         return None
 
 
-def rfc3339_us(text: str) -> int:
-    """Microseconds since the epoch of an RFC 3339 time, exactly (no float on the way)."""
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return int(moment.timestamp()) * 1_000_000 + moment.microsecond
-
-
 def iso_us(time_us: int) -> str:
     """RFC 3339 text of microseconds since the epoch, as venues write times: ``2026-08-09T21:05:48.167634Z``."""
     seconds, micros = divmod(time_us, 1_000_000)
@@ -217,11 +211,6 @@ class Exchange(ABC):
         return list(found)
 
 
-# One trade as the tests' reference reads it from a frame: canonical symbol, trade id, price and size as sent, the
-# taker's side (buy or sell), time in microseconds since the epoch.
-ReferenceTrade = tuple[str, object, object, object, str, int]
-
-
 @dataclass(frozen=True, slots=True)
 class TradeText:
     """A trade to write into a venue's frame, its price and size already spelled with the venue's decimals."""
@@ -235,9 +224,9 @@ class TradeText:
 class LakeVenue(Exchange):
     """A venue's current protocol, whose trades the lake keeps: the ingestor's side, and every reading of its trades.
 
-    ``frame_schema`` and :meth:`spark_trades` are silver's parser, :meth:`reference_trades` the tests' plain-Python
-    one, written apart so that each checks the other; :meth:`render` writes frames for the local venue, the
-    benchmark and the tests.
+    ``frame_schema`` and :meth:`spark_trades` are silver's parser (the tests check it against their own reading of
+    the venue's documentation, tests/reference.py); :meth:`render` writes frames for the local venue, the benchmark
+    and the tests.
     """
 
     frame_schema: ClassVar[str]  # Spark DDL of the JSON of its trade frames, for from_json
@@ -246,12 +235,10 @@ class LakeVenue(Exchange):
     @abstractmethod
     def spark_trades(message: Column) -> Column:
         """The array of trades (core/venues/spark.py) of a frame read with ``frame_schema``: null for anything but a
-        trade frame of this venue (unparseable text, an ack, a heartbeat), empty for a trade frame without trades."""
+        trade frame of this venue (unparseable text, an ack, a heartbeat), empty for a trade frame without trades.
 
-    @staticmethod
-    @abstractmethod
-    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
-        """The trades of a frame parsed from JSON, None if it is no trade frame; ``key_symbol``: its Kafka key's."""
+        Each trade's ``number`` is where the venue says how it orders its trades of one instant: by trade id where it
+        numbers them in order per symbol, else (null) by the order of frames and of trades in a frame."""
 
     @staticmethod
     @abstractmethod

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.venues.base import (
     CONTROL,
@@ -12,7 +12,6 @@ from core.venues.base import (
     FrameKind,
     LakeVenue,
     Parsed,
-    ReferenceTrade,
     Timing,
     TradeText,
     error,
@@ -36,10 +35,10 @@ class Binance(LakeVenue):
         {"stream":"btcusdt@trade","data":{"e":"trade","E":1723161255343,"s":"BTCUSDT","t":3735683259,
          "p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true,"M":true}}
 
-    ``t`` is the trade id (sequential per symbol), ``E`` the event time in ms, ``T`` the trade time, ``m`` true when
-    the buyer was the maker, so the taker sold. The server pings every 20 s and cuts connections that do not pong
-    within a minute (websocket-client pongs with the ping's payload), and cuts every connection after 24 h; it
-    announces other cuts with a ``serverShutdown`` event.
+    ``t`` is the trade id (sequential per symbol, so it orders trades of one time), ``E`` the event time in ms, ``T``
+    the trade time, ``m`` true when the buyer was the maker, so the taker sold. The server pings every 20 s and cuts
+    connections that do not pong within a minute (websocket-client pongs with the ping's payload), and cuts every
+    connection after 24 h; it announces other cuts with a ``serverShutdown`` event.
     """
 
     name = feed = "binance"
@@ -96,19 +95,13 @@ class Binance(LakeVenue):
         parsed = trade(
             F.lit(None).cast("string"),
             data["trade_id"],
+            data["trade_id"],
             data["price"],
             data["quantity"],
             F.when(data["buyer_is_maker"], "sell").when(~data["buyer_is_maker"], "buy"),
             F.timestamp_millis(data["trade_time"]),
         )
         return F.when(data.isNotNull(), F.array(parsed))
-
-    @staticmethod
-    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
-        if "stream" not in message:
-            return None
-        d = message["data"]
-        return [(key_symbol, d["t"], d["p"], d["q"], "sell" if d["m"] else "buy", d["T"] * US_PER_MS)]
 
     @staticmethod
     def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:

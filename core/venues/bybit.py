@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.venues.base import (
     CONTROL,
     US_PER_MS,
     LakeVenue,
     Parsed,
-    ReferenceTrade,
     Timing,
     TradeText,
     chunks,
@@ -38,7 +37,8 @@ class Bybit(LakeVenue):
          "T":1786310821917,"p":"1923.28","v":"0.04537","S":"Sell","seq":178477362706,"s":"ETHUSDT","BT":false,
          "RPI":false}]}
 
-    ``S`` is the taker's side. Spot trade ids are numbers counting up per symbol, linear ones UUIDs. Bybit wants
+    ``S`` is the taker's side. Spot trade ids are numbers counting up per symbol, which order trades of one time;
+    linear ones are UUIDs, and a frame's order (oldest first, as Bybit lists them) orders those. Bybit wants
     ``{"op":"ping"}`` every 20 s and takes at most 10 topics per spot subscribe request.
     """
 
@@ -111,6 +111,8 @@ class Bybit(LakeVenue):
             lambda t: trade(
                 F.lit(None).cast("string"),
                 t["trade_id"],
+                # Spot ids order trades; linear UUIDs give null, and the frame's order (oldest first) stands.
+                t["trade_id"].try_cast("long"),
                 t["price"],
                 t["volume"],
                 F.lower(t["taker_side"]),
@@ -118,12 +120,6 @@ class Bybit(LakeVenue):
             ),
         )
         return F.when(message["topic"].startswith("publicTrade."), parsed)
-
-    @staticmethod
-    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
-        if not message.get("topic", "").startswith("publicTrade."):
-            return None
-        return [(key_symbol, d["i"], d["p"], d["v"], d["S"].lower(), d["T"] * US_PER_MS) for d in message["data"]]
 
     @staticmethod
     def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:

@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.venues.base import (
     CONTROL,
     LakeVenue,
     Parsed,
-    ReferenceTrade,
     Timing,
     TradeText,
     compact,
     iso_us,
     rejected,
     rfc3339_ms,
-    rfc3339_us,
     trade_id,
     trades,
 )
@@ -38,7 +36,9 @@ class Coinbase(LakeVenue):
          "size":"0.01034361","time":"2026-08-09T21:05:48.167634Z","side":"SELL"}]}]}
 
     ``side`` is the maker's: the taker did the opposite. ``trade_id`` counts up per product but may arrive slightly
-    out of order; ``sequence_num`` counts per connection across channels, so a jump in it loses nothing.
+    out of order, and a frame lists its trades newest first: the id, not the frame, orders trades of one time (a
+    taker filling several makers makes several). ``sequence_num`` counts per connection across channels, so a jump
+    in it loses nothing.
     """
 
     name = feed = "coinbase"
@@ -90,6 +90,7 @@ class Coinbase(LakeVenue):
             lambda t: trade(
                 t["product_id"],
                 t["trade_id"],
+                t["trade_id"].try_cast("long"),
                 t["price"],
                 t["size"],
                 opposite(t["side"]),
@@ -97,16 +98,6 @@ class Coinbase(LakeVenue):
             ),
         )
         return F.when(message["channel"] == "market_trades", parsed)
-
-    @staticmethod
-    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
-        if message.get("channel") != "market_trades":
-            return None
-        return [
-            (d["product_id"], d["trade_id"], d["price"], d["size"], TAKER_OF_MAKER[d["side"]], rfc3339_us(d["time"]))
-            for event in message["events"]
-            for d in event["trades"]
-        ]
 
     @staticmethod
     def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.venues.base import (
     CONTROL,
     LakeVenue,
     Parsed,
-    ReferenceTrade,
     Timing,
     TradeText,
     compact,
@@ -18,7 +17,6 @@ from core.venues.base import (
     iso_us,
     rejected,
     rfc3339_ms,
-    rfc3339_us,
     trade_id,
     trades,
 )
@@ -36,8 +34,9 @@ class Kraken(LakeVenue):
         {"channel":"trade","type":"update","data":[{"symbol":"BTC/USD","side":"buy","price":26420.5,
          "qty":0.00156,"ord_type":"market","trade_id":74315837,"timestamp":"2023-09-25T07:49:37.708706Z"}]}
 
-    ``trade_id`` counts up per pair; ``side`` is the taker's. Kraken sends ``{"channel":"heartbeat"}`` every second
-    and answers ``{"method":"ping"}`` with a pong; it refuses a pair with ``"success":false`` and an ``error``.
+    ``trade_id`` counts up per pair, so it orders trades of one time; ``side`` is the taker's. Kraken sends
+    ``{"channel":"heartbeat"}`` every second and answers ``{"method":"ping"}`` with a pong; it refuses a pair with
+    ``"success":false`` and an ``error``.
     """
 
     name = feed = "kraken"
@@ -92,6 +91,7 @@ class Kraken(LakeVenue):
             lambda t: trade(
                 F.regexp_replace(t["symbol"], "/", "-"),
                 t["trade_id"],
+                t["trade_id"],
                 t["price"],
                 t["qty"],
                 F.lower(t["side"]),
@@ -99,15 +99,6 @@ class Kraken(LakeVenue):
             ),
         )
         return F.when(message["channel"] == "trade", parsed)
-
-    @staticmethod
-    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
-        if message.get("channel") != "trade":
-            return None
-        return [
-            (d["symbol"].replace("/", "-"), d["trade_id"], d["price"], d["qty"], d["side"], rfc3339_us(d["timestamp"]))
-            for d in message["data"]
-        ]
 
     @staticmethod
     def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:

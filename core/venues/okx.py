@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.venues.base import (
     CONTROL,
@@ -12,7 +12,6 @@ from core.venues.base import (
     FrameKind,
     LakeVenue,
     Parsed,
-    ReferenceTrade,
     Timing,
     TradeText,
     chunks,
@@ -36,7 +35,8 @@ class Okx(LakeVenue):
         {"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"338476307",
          "px":"30236","sz":"0.0002","side":"buy","ts":"1652459224818"}]}
 
-    ``side`` is the taker's. Trade ids are not promised to be contiguous, so no gaps are counted. OKX closes
+    ``side`` is the taker's. Trade ids count up per instrument, so they order trades of one time, but are not
+    promised to be contiguous, so no gaps are counted. OKX closes
     connections silent for 30 s: the client sends ``ping`` (plain text, answered with ``pong``) when idle.
     It announces a cut with ``{"event":"notice","code":"64008",...}``.
     """
@@ -91,19 +91,11 @@ class Okx(LakeVenue):
         parsed = F.transform(
             message["data"],
             lambda t: trade(
-                t["instId"], t["tradeId"], t["px"], t["sz"], F.lower(t["side"]),
+                t["instId"], t["tradeId"], t["tradeId"].try_cast("long"), t["px"], t["sz"], F.lower(t["side"]),
                 F.timestamp_millis(t["ts"].try_cast("long")),
             ),
         )  # fmt: skip
         return F.when((message["arg"]["channel"] == "trades") & message["data"].isNotNull(), parsed)
-
-    @staticmethod
-    def reference_trades(message: Any, key_symbol: str) -> list[ReferenceTrade] | None:
-        if message.get("arg", {}).get("channel") != "trades" or "data" not in message:
-            return None
-        return [
-            (d["instId"], d["tradeId"], d["px"], d["sz"], d["side"], int(d["ts"]) * US_PER_MS) for d in message["data"]
-        ]
 
     @staticmethod
     def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:

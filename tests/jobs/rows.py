@@ -1,4 +1,4 @@
-"""Bronze rows as the bronze job writes them, for transform tests."""
+"""Bronze rows as the bronze job writes them, and gold's bars keyed as the reference keys them, for transform tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs import schemas
+from tests import reference
 
 RECEIVED_US = 1_723_161_256_000_000  # 2024-08-08 23:54:16 UTC, just after the recorded trades below
 
@@ -34,3 +35,13 @@ def bronze_row(
 
 def bronze(spark: SparkSession, rows: list[tuple[Any, ...]]) -> DataFrame:
     return spark.createDataFrame(rows, schemas.BRONZE)
+
+
+def reference_bars(gold: DataFrame) -> dict[tuple[str, str, int], reference.Bar]:
+    """Gold's bars per exchange as (exchange, symbol, bar start in us) -> the bar, as ``reference.bars`` gives them."""
+    return {
+        (r.exchange, r.symbol, int(r.bar_start.replace(tzinfo=UTC).timestamp()) * 1_000_000): reference.Bar(
+            r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.vwap, r.trades, r.buy_volume, r.sell_volume,
+            r.first_trade_id, r.last_trade_id)
+        for r in gold.collect()
+    }  # fmt: skip

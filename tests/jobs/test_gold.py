@@ -1,5 +1,5 @@
 import dataclasses
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -10,24 +10,34 @@ from cryptolake.venue.synthetic import generate
 from jobs import schemas
 from jobs.gold import bars, rollup
 from tests import reference
+from tests.jobs.rows import reference_bars
 
 T0 = datetime(2024, 8, 8, 23, 54, 0)
 SILVER_TIME = datetime(2024, 8, 8, 23, 55, 3)
 
 
 def _trade(
-    symbol: str, trade_id: str, price: str, size: str, second: float, side: str, offset: int = 0, index: int = 0
+    symbol: str,
+    trade_id: str,
+    price: str,
+    size: str,
+    second: float,
+    side: str,
+    offset: int = 0,
+    index: int = 0,
+    number: int | None = None,
 ) -> tuple[object, ...]:
     p, s = Decimal(price), Decimal(size)
     event_time = T0.replace(second=int(second), microsecond=round(second % 1 * 1e6))
-    return ("binance", symbol, *symbol.split("-"), trade_id, p, s, p * s, side, event_time, event_time,
+    return ("binance", symbol, *symbol.split("-"), trade_id, number, p, s, p * s, side, event_time, event_time,
             "crypto.trades", 0, offset, index, SILVER_TIME, event_time.date())  # fmt: skip
 
 
 def test_one_minute_bar_maths(spark: SparkSession) -> None:
     trades = spark.createDataFrame(
         [
-            # Ids 10 and 9 share the first timestamp: 10 came first in Kafka, so it opens the bar.
+            # Ids 10 and 9 share the first timestamp and have no trade numbers (silver files written before them):
+            # 10 came first in Kafka, so it opens the bar.
             _trade("BTC-USDT", "10", "101", "2", 1.5, "buy", offset=1),
             _trade("BTC-USDT", "9", "100", "1", 1.5, "sell", offset=2),
             _trade("BTC-USDT", "11", "105", "0.5", 20, "buy", offset=3),
@@ -44,9 +54,9 @@ def test_one_minute_bar_maths(spark: SparkSession) -> None:
     assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))
 
 
-def test_ties_in_time_follow_the_venues_order_not_the_ids(spark: SparkSession) -> None:
-    # Bybit's linear ids are UUIDs: their text order says nothing. Three trades of one frame, and one of the next
-    # frame, share a millisecond; the frame's own order opens and closes the bar.
+def test_ties_in_time_follow_the_frames_where_the_venue_does_not_number_its_trades(spark: SparkSession) -> None:
+    # Bybit's linear ids are UUIDs (no trade number): their text order says nothing. Three trades of one frame, and
+    # one of the next frame, share a millisecond; the frames' own order opens and closes the bar.
     frame = [
         _trade("BTC-USDT", "f0c3", "100", "1", 7, "buy", offset=5, index=0),
         _trade("BTC-USDT", "0a1b", "101", "1", 7, "buy", offset=5, index=1),
@@ -57,6 +67,19 @@ def test_ties_in_time_follow_the_venues_order_not_the_ids(spark: SparkSession) -
     assert (result.open, result.close, result.first_trade_id, result.last_trade_id) == (100, 103, "f0c3", "00aa")
 
 
+def test_ties_in_time_follow_the_trade_numbers_where_the_venue_numbers_its_trades(spark: SparkSession) -> None:
+    # Coinbase lists a frame's trades newest first, and a trade may arrive after a later one: by frame, 11 would open
+    # and 9 close; as text, "10" would open and "9" close. By number, 9 opens and 11 closes.
+    rows = [
+        _trade("BTC-USDT", "11", "103", "1", 7, "buy", offset=4, index=0, number=11),
+        _trade("BTC-USDT", "10", "101", "1", 7, "sell", offset=5, index=0, number=10),
+        _trade("BTC-USDT", "9", "100", "1", 7, "sell", offset=5, index=1, number=9),
+    ]
+    made = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds")
+    for result in (made.first(), rollup(made, "5m").first()):
+        assert (result.open, result.close, result.first_trade_id, result.last_trade_id) == (100, 103, "9", "11")
+
+
 def test_bars_split_by_minute_exchange_and_symbol(spark: SparkSession) -> None:
     eth = _trade("ETH-USDT", "1", "3000", "1", 5, "buy")
     rows = [
@@ -65,7 +88,7 @@ def test_bars_split_by_minute_exchange_and_symbol(spark: SparkSession) -> None:
         ("okx", *eth[1:]),
     ]
     later = list(_trade("BTC-USDT", "2", "110", "1", 5, "sell"))
-    later[9] = later[10] = T0.replace(minute=56, second=5)
+    later[10] = later[11] = T0.replace(minute=56, second=5)
     rows.append(tuple(later))
     result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds")
     keys = sorted((r.bar_start.minute, r.exchange, r.symbol, r.trades) for r in result.collect())
@@ -77,8 +100,10 @@ def _silver_rows(trades: list[reference.Trade]) -> list[tuple[object, ...]]:
     rows = []
     for t in trades:
         moment = datetime(1970, 1, 1) + timedelta(microseconds=t.time_us)
-        rows.append((t.exchange, t.symbol, *t.symbol.split("-"), t.trade_id, t.price, t.size, t.price * t.size,
-                     t.side, moment, moment, "crypto.trades", 0, *t.seq, SILVER_TIME, moment.date()))  # fmt: skip
+        number = int(t.trade_id)  # synthetic venues number their trades in order, one a frame
+        rows.append((t.exchange, t.symbol, *t.symbol.split("-"), t.trade_id, number, t.price, t.size,
+                     t.price * t.size, t.side, moment, moment, "crypto.trades", 0, number, 0, SILVER_TIME,
+                     moment.date()))  # fmt: skip
     return rows
 
 
@@ -96,15 +121,9 @@ def test_bars_equal_the_reference_at_every_interval(
     ]  # fmt: skip
     silver = spark.createDataFrame(_silver_rows(trades), schemas.SILVER)
     made = rollup(bars(silver, "1m", "10 seconds"), interval) if rolled_up else bars(silver, interval, "10 seconds")
-    result = made.collect()
     expected = reference.bars(trades, minutes)
-    got = {
-        (r.exchange, r.symbol, int(r.bar_start.replace(tzinfo=UTC).timestamp()) * 1_000_000): reference.Bar(
-            r.open, r.high, r.low, r.close, r.volume, r.quote_volume, r.vwap, r.trades, r.buy_volume, r.sell_volume,
-            r.first_trade_id, r.last_trade_id)
-        for r in result
-    }  # fmt: skip
-    assert set(got) == set(expected) and len(result) == len(expected)
+    got = reference_bars(made)
+    assert set(got) == set(expected) and made.count() == len(expected)
     for key, bar in expected.items():
         assert got[key] == dataclasses.replace(bar, vwap=pytest.approx(bar.vwap, rel=1e-12)), key
 

@@ -28,9 +28,9 @@ def test_recorded_binance_frames_become_typed_trades(spark: SparkSession) -> Non
     received = datetime(2024, 8, 8, 23, 54, 16)
     expected = [
         # {"t":3735683259,"p":"61837.63000000","q":"0.02000000","T":1723161255342,"m":true}: the taker sold.
-        ("binance", "BTC-USDT", "BTC", "USDT", "3735683259", Decimal("61837.63"), Decimal("0.02"),
+        ("binance", "BTC-USDT", "BTC", "USDT", "3735683259", 3735683259, Decimal("61837.63"), Decimal("0.02"),
          Decimal("1236.7526"), "sell", datetime(2024, 8, 8, 23, 54, 15, 342000), received, "crypto.trades", 0, 0, 0),
-        ("binance", "BTC-USDT", "BTC", "USDT", "3735683260", Decimal("61837.63"), Decimal("0.048"),
+        ("binance", "BTC-USDT", "BTC", "USDT", "3735683260", 3735683260, Decimal("61837.63"), Decimal("0.048"),
          Decimal("2968.20624"), "sell", datetime(2024, 8, 8, 23, 54, 15, 617000), received, "crypto.trades", 0, 1, 0),
     ]  # fmt: skip
     columns = schemas.SILVER.fieldNames()[:-2]  # all but the batch's time and the date partition

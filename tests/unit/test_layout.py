@@ -59,6 +59,14 @@ def test_an_import_up_or_sideways_is_named(package: str, source: str) -> None:
     assert len(wrong_way(package, source)) == 1
 
 
+def test_the_reference_shares_no_code_with_what_it_checks() -> None:
+    # The tests' oracle reads the venues' frames and makes bars on its own: no project module but for type hints.
+    tree = ast.parse((REPO_ROOT / "tests" / "reference.py").read_text())
+    hints = [node for node in tree.body if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"]
+    code = ast.unparse(ast.Module([node for node in tree.body if node not in hints], []))
+    assert [module for _, module in _imported(code) if module.partition(".")[0] in {*FLOORS, "tests"}] == []
+
+
 def test_imports_down_and_within_pass() -> None:
     assert wrong_way("cryptolake", "from core import logs\nfrom cryptolake.local import paths\nimport jobs") == []
 

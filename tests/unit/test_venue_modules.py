@@ -1,13 +1,14 @@
-"""Each venue's module agrees with itself: the frames it writes, its sample frame and its two plain readings."""
+"""Each venue's module agrees with the tests' reading of the venue (tests/reference.py): the frames it writes and its
+sample frame are the trades they say, to the ingestor's parser as to the reference's."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import pytest
 
 from core.venues import LAKE_VENUES, FrameKind, LakeVenue, TradeText
+from tests import reference
 
 TRADES = [TradeText(101, "61837.63", "0.02000000", True), TradeText(102, "61837.10", "1.50000000", False)]
 TIME_US = 1_723_161_255_342_000
@@ -23,8 +24,8 @@ def _sample(venue: type[LakeVenue]) -> str:
 def test_written_frames_read_back_as_the_trades_written(name: str) -> None:
     venue = LAKE_VENUES[name]
     frames = venue.render("BTC-USDT", TRADES, TIME_US)
-    read = [row for frame in frames for row in venue.reference_trades(json.loads(frame), "BTC-USDT") or []]
-    assert [(symbol, str(i), Decimal(str(p)), Decimal(str(q)), side, t) for symbol, i, p, q, side, t in read] == [
+    read = [t for frame in frames for t in reference.trades_of(name, frame, "BTC-USDT") or []]
+    assert [(t.symbol, t.trade_id, t.price, t.size, t.side, t.time_us) for t in read] == [
         ("BTC-USDT", str(t.trade_id), Decimal(t.price), Decimal(t.size), "buy" if t.taker_buy else "sell", TIME_US)
         for t in TRADES
     ]
@@ -37,4 +38,4 @@ def test_the_sample_frame_is_a_trade_to_both_readings(name: str) -> None:
     sample = _sample(venue)
     parsed = venue(()).parse(sample)
     assert parsed.kind is FrameKind.TRADE
-    assert len(venue.reference_trades(json.loads(sample), "BTC-USDT") or []) == len(parsed.trades)
+    assert len(reference.trades_of(name, sample, "BTC-USDT") or []) == len(parsed.trades)
