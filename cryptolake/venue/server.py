@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import threading
 import time
@@ -54,21 +55,35 @@ def _wire(text: str) -> bytes:
 class FeedSequence:
     """One feed's frames, shared by its connections: a client that reconnects continues where the last one stopped."""
 
-    def __init__(self, feed: type[Exchange], frames: Iterator[TimedFrame], speed: float, path: str) -> None:
+    def __init__(
+        self, feed: type[Exchange], frames: Iterator[TimedFrame], speed: float, path: str, hold_after: int | None = None
+    ) -> None:
         self.feed = feed
         self.route = f"/{feed.feed}{path}"  # where the venue's clients connect, e.g. /bybit/v5/public/linear
         self._frames = frames
         self._speed = speed  # source seconds per wall second; inf sends as fast as the client reads
         self._lock = asyncio.Lock()  # one reader of the sequence at a time
         self._origin: tuple[float, float] | None = None  # (source time, wall time) of the first frame
+        self._hold_after = hold_after  # frames sent before the rest waits for release()
+        self._released = asyncio.Event()
         self.sent = 0
         self.complete = False
+
+    def release(self) -> None:
+        """Send what is held back."""
+        self._released.set()
 
     async def play(self, ws: ServerConnection, streams: set[str] | None) -> None:
         """Send the rest of the sequence, or of the ``streams`` in it; stop early if the client goes."""
         async with self._lock:
             batch: list[bytes] = []
             for frame in self._frames:
+                if self._hold_after is not None and self.sent + len(batch) >= self._hold_after:
+                    if not await self._write(ws, batch):
+                        return
+                    log.info("holding", extra=logs.fields(feed=self.feed.feed, sent=self.sent))
+                    await self._released.wait()
+                    self._hold_after, self._origin = None, None  # the rest keeps its pace from here
                 delay = self._delay(frame.at)
                 if delay > 0:
                     if not await self._write(ws, batch):
@@ -109,6 +124,10 @@ class LocalVenue:
     def __init__(self, sequences: Sequence[FeedSequence], keepalive: float = KEEPALIVE_SECONDS) -> None:
         self.sequences = {s.route: s for s in sequences}
         self.keepalive = keepalive
+
+    def release(self) -> None:
+        for sequence in self.sequences.values():
+            sequence.release()
 
     async def handler(self, ws: ServerConnection) -> None:
         url = urlsplit(ws.request.path if ws.request else "/")
@@ -154,6 +173,7 @@ async def open_server(venue: LocalVenue, host: str, port: int) -> Server:
 
 
 async def run(venue: LocalVenue, host: str, port: int) -> None:
+    asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, venue.release)
     server = await open_server(venue, host, port)
     await server.serve_forever()
 
@@ -221,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recording", type=Path, nargs="*", default=[], help="replay these recordings instead")
     parser.add_argument("--repeat", type=int, default=1, help="recordings: play them this many times over")
     parser.add_argument("--speed", type=parse_speed, default=1.0, help="N times real time, or max")
+    parser.add_argument(
+        "--hold-after", type=int, default=None, help="synthetic source: hold the rest after N trades, until SIGUSR1"
+    )
     args = parser.parse_args(argv)
     logs.configure("venue")
     if args.recording:
@@ -230,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
         start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
         symbols = args.symbols.split(",")
         frames = synthetic_frames(symbols, seed=args.seed, start_ms=start_ms, rate=args.rate, count=args.count)
-        sequences = [FeedSequence(Binance, frames, args.speed, route_path(Binance, symbols))]
+        sequences = [FeedSequence(Binance, frames, args.speed, route_path(Binance, symbols), args.hold_after)]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(LocalVenue(sequences), args.host, args.port))
     return 0

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +14,10 @@ import pytest
 import websocket
 
 from core.venues import Binance, Timing
+from cryptolake.local.procs import free_port
 from cryptolake.venue import recordings
 from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
+from cryptolake.venue.synthetic import generate
 from tests.fixtures import received_frames, recording
 from tests.ingestion.harness import ingesting, wait_until
 
@@ -109,3 +114,31 @@ def test_a_finished_recording_keeps_its_client_connected_and_idle() -> None:
             assert running.ingestor.unready() == []
     finally:
         venue.stop()
+
+
+def test_a_held_synthetic_feed_sends_the_first_frames_then_the_rest_on_sigusr1() -> None:
+    """The venue process holds back all but the first frames until it gets SIGUSR1 (tier 2 kills a driver while the
+    rest is held); what it sends in all is the synthetic stream, once and in order."""
+    port = free_port()
+    args = ["--port", str(port), "--symbols", "BTC-USDT", "--count", "10", "--seed", "3", "--start-ms", "0"]
+    args += ["--speed", "max", "--hold-after", "4"]
+    venue = subprocess.Popen(
+        [sys.executable, "-m", "cryptolake.venue.server", *args], stdout=subprocess.PIPE, text=True
+    )
+    assert venue.stdout is not None
+    try:
+        lines = (json.loads(line) for line in venue.stdout)
+        assert next(line for line in lines if line["event"] in ("listening", "holding"))["event"] == "listening"
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/stream?streams=btcusdt@trade", timeout=30)
+        try:
+            first = [ws.recv_data()[1].decode() for _ in range(4)]
+            assert next(line for line in lines if line["event"] == "holding")["sent"] == 4
+            venue.send_signal(signal.SIGUSR1)
+            rest = [ws.recv_data()[1].decode() for _ in range(6)]
+        finally:
+            ws.close()
+    finally:
+        venue.terminate()
+        venue.wait(10)
+    expected = [t.binance_frame() for t in generate(["BTC-USDT"], seed=3, start_ms=0, rate=200.0, count=10)]
+    assert first + rest == expected

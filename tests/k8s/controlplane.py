@@ -17,7 +17,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv4Network
@@ -45,17 +45,39 @@ class ControlPlaneError(RuntimeError):
     """The control plane could not be made safe, started or reached."""
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float, interval: float = 0.5) -> None:
-    """Poll ``check`` until it holds; a check that raises counts as not yet."""
-    deadline = time.monotonic() + timeout
+def wait_for(
+    what: str,
+    check: Callable[[], bool],
+    timeout: float,
+    interval: float = 0.5,
+    *,
+    progress: Callable[[], Hashable] | None = None,
+    stall: float = 0,
+    explain: Callable[[], str] = str,
+) -> None:
+    """Poll ``check`` until it holds; a check that raises counts as not yet. With ``progress``, the wait also ends
+    once ``stall`` seconds pass without a state of it never seen before (a state seen earlier, as in a back-off loop,
+    is none), and its error carries ``explain()``."""
+    start = time.monotonic()
+    seen: set[Hashable] = set()
+    last_new = start
     while True:
         try:
             if check():
                 return
         except (OSError, ControlPlaneError):
             pass
-        if time.monotonic() > deadline:
-            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}")
+        now = time.monotonic()
+        if progress is not None:
+            with suppress(OSError, ControlPlaneError):
+                state = progress()
+                if state not in seen:
+                    seen.add(state)
+                    last_new = now
+            if now - last_new > stall:
+                raise ControlPlaneError(f"no progress in {stall:.0f}s waiting for {what}\n{explain()}")
+        if now - start > timeout:
+            raise ControlPlaneError(f"timed out after {timeout:.0f}s waiting for {what}\n{explain()}".rstrip())
         time.sleep(interval)
 
 

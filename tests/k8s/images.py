@@ -73,7 +73,8 @@ def dockerd(folder: Path, timeout: float) -> Iterator[Docker]:
     nodes.install_packages(DOCKER_PACKAGES)
     socket = folder / "docker.sock"
     flags = {
-        "data-root": IMAGES_DIR / "docker",
+        # Resolved: runc refuses a container's root reached through a symlink, as .cryptolake may be.
+        "data-root": IMAGES_DIR.resolve() / "docker",
         "exec-root": folder / "exec",
         "pidfile": folder / "docker.pid",
         "host": f"unix://{socket}",

@@ -155,12 +155,16 @@ def cni_config(folder: Path) -> Path:
 # --- containerd and the kubelet ------------------------------------------------------------------------------------
 
 
-def containerd_config(folder: Path, cni: Path, conf_dir: Path) -> tuple[Path, Path]:
-    """containerd's config (version 2, Debian's 1.6) with its own root, state and socket; returns it and the socket."""
+def containerd_config(folder: Path, cni: Path, conf_dir: Path) -> tuple[Path, Path, Path]:
+    """containerd's config (version 2, Debian's 1.6) with its own root, state and socket; returns it, the socket and
+    the folder where its CRI mounts the pods' network namespaces."""
     folder.mkdir(parents=True)
     socket = folder / "containerd.sock"
     cri = {
         "sandbox_image": PAUSE_IMAGE,
+        # Under the state folder, not in /run/netns: that one is the machine's, and the first `ip netns add` after a
+        # boot stacks a bind mount on it (see shared_mount_point).
+        "netns_mounts_under_state_dir": True,
         "enable_selinux": False,
         # This machine withholds CAP_SYS_RESOURCE, so no process may lower its OOM score below containerd's: runc
         # fails at the pause container's -998 ("can't get final child's PID from pipe") unless it is clamped.
@@ -185,7 +189,22 @@ def containerd_config(folder: Path, cni: Path, conf_dir: Path) -> tuple[Path, Pa
     ]
     path = folder / "containerd.toml"
     path.write_text("\n".join(lines) + "\n")
-    return path, socket
+    return path, socket, folder / "state" / "io.containerd.grpc.v1.cri" / "netns"
+
+
+def mount_points() -> list[str]:
+    return [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+
+
+def shared_mount_point(folder: Path) -> None:
+    """Make ``folder`` a mount point of its own (a bind mount on itself), shared, as `ip netns add` makes /run/netns
+    the first time it runs; a no-op on one. containerd's network namespaces must have it before the first pod: a
+    bind mount stacked on the folder later, over the namespaces mounted in it, hides them from containerd, which can
+    then never remove them, and the kubelet never ends their pods."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if str(folder) not in mount_points():
+        run_command(["mount", "--bind", folder, folder])
+    run_command(["mount", "--make-shared", folder])
 
 
 def _toml_value(value: object) -> str:
@@ -209,6 +228,7 @@ class Node:
     name: str
     address: IPv4Interface
     containerd_socket: Path
+    netns_dir: Path
     processes: list[cp.Process]
 
     def ctr(self, *args: str | Path) -> str:
@@ -286,8 +306,7 @@ def remove_containers(socket: Path) -> None:
 
 def unmount_under(folder: Path) -> None:
     """Unmount what the kubelet and containerd mounted under ``folder`` (volumes, rootfs), deepest first."""
-    points = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
-    for point in sorted((p for p in points if p.startswith(f"{folder}/")), key=len, reverse=True):
+    for point in sorted((p for p in mount_points() if p.startswith(f"{folder}/")), key=len, reverse=True):
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
 
 
@@ -384,12 +403,13 @@ def running(
     with kernel_settings_restored():
         try:
             conf_dir = cni_config(folder / "cni")
-            config, socket = containerd_config(folder / "containerd", cni, conf_dir)
+            config, socket, netns_dir = containerd_config(folder / "containerd", cni, conf_dir)
+            shared_mount_point(netns_dir)
             env = {**os.environ, **pulls, "NO_PROXY": "", "no_proxy": ""}
             containerd = cp.spawn("containerd", ["containerd", "--config", config], logs, env)
             processes.append(containerd)
             cp.wait_for("containerd", lambda: containerd.alive() and socket.exists(), timeout)
-            node = Node(NODE_NAME, cp.NODE_ADDRESS, socket, processes)
+            node = Node(NODE_NAME, cp.NODE_ADDRESS, socket, netns_dir, processes)
             cp.wait_for("containerd's CRI", lambda: bool(node.ctr("version")), timeout)
             node.load(pause)
             credentials = cp.make_cert(

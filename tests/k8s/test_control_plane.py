@@ -3,8 +3,8 @@ with helm in skaffold.yaml's order, and the pinned Spark Operator's controller a
 
 Nothing here runs a pod: a driver pod is created but never starts, hence no executor pod is ever made, and no
 Deployment, Job or StatefulSet gets a pod yet. Instead of helm's --wait, which waits on pods, the operator's
-processes are waited for through their health endpoints. test_pods.py, later in the same session, adds the node, the
-scheduler and the rest, and runs the releases' pods.
+processes are waited for through their health endpoints. Tier 2 (test_pods_*.py), later in the same session, adds
+the node, the scheduler and the rest, and runs the releases' pods.
 """
 
 from __future__ import annotations
