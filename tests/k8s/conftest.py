@@ -42,7 +42,7 @@ from tests.k8s.controlplane import ControlPlane
 # A first run builds helm, kubeconform, helm-unittest, skaffold and the control plane from source: beyond the suite's
 # per-test limit.
 INSTALL_TIMEOUT = 1800
-# Stands for whatever tag skaffold gives the images it builds; test_pods.py builds and loads images of another tag.
+# Stands for whatever tag skaffold gives the images it builds; tier 2 builds and loads images of another tag.
 TIER1_TAG = "tier1"
 
 

@@ -1,5 +1,5 @@
 """Tier 2, step 6: the pipeline from the cryptolake release: the ingestor Deployment and the three SparkApplications,
-bronze's driver killed mid-stream, and gold read back and compared with the reference (see test_pods_node.py for the
+bronze's driver killed mid-stream, and gold read back and compared with the reference (see test_pods_1_node.py for the
 steps)."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Tier 2, step 5: the minio release's pods: the server on its volume, its setup Job, and the Job again on an upgrade
-(see test_pods_node.py for the steps)."""
+(see test_pods_1_node.py for the steps)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Tier 2, step 3: pods run on the node, from a stand-in image and from the project's Spark image; a pod that cannot
-start ends its wait within minutes, saying why (see test_pods_node.py for the steps)."""
+start ends its wait within minutes, saying why (see test_pods_1_node.py for the steps)."""
 
 from __future__ import annotations
 

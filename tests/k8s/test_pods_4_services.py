@@ -1,5 +1,5 @@
 """Tier 2, step 4: what a kind cluster runs beside the kubelet: the scheduler, kube-proxy's Services and the cluster
-DNS; and nothing a pod sends leaves the bridge for another interface (see test_pods_node.py for the steps)."""
+DNS; and nothing a pod sends leaves the bridge for another interface (see test_pods_1_node.py for the steps)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Tier 2, step 2: the images, stand-ins for the official ones and the project's own built on them, unchanged, then
-loaded into the node (see test_pods_node.py for the steps)."""
+loaded into the node (see test_pods_1_node.py for the steps)."""
 
 from __future__ import annotations
 

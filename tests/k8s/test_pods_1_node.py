@@ -4,8 +4,9 @@ dropped pod range, and the node leaves this machine's iptables alone. The pods' 
 mount stacked on their folder, as `ip netns add` stacks one on /run/netns the first time it runs after a boot.
 
 Tier 2 runs the releases' pods for real, step by step, each step's tests kept whatever the next does: this module,
-then test_pods_images.py, test_pods_run.py, test_pods_services.py, test_pods_minio.py and test_pods_pipeline.py. Their
-session fixtures are conftest's; what still differs from a kind cluster is in the README's Kubernetes section.
+then test_pods_2_images.py, test_pods_3_run.py, test_pods_4_services.py, test_pods_5_minio.py and
+test_pods_6_pipeline.py, numbered so that pytest runs them in that order. Their session fixtures are conftest's; what
+still differs from a kind cluster is in the README's Kubernetes section.
 """
 
 from __future__ import annotations
