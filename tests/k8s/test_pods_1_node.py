@@ -90,19 +90,14 @@ def test_a_pod_ends_though_its_network_namespaces_folder_is_bound_on_itself_whil
     listener: socket.socket,
 ) -> None:
     """The tracker's hang: a pod whose network namespace was mounted before `ip netns add` first made its folder a
-    mount point never ended (the kubelet could not remove the namespace, "device or resource busy"). The node's folder
-    starts as /run/netns does after a boot, a plain folder; here a pod holds on until `ip netns add`'s mounts are
-    done to that folder, then exits, and must end Succeeded."""
+    mount point never ended (the kubelet could not remove the namespace, "device or resource busy"). Here a pod holds
+    on until `ip netns add`'s mounts are done to the node's folder (bound on itself unless it is a mount point
+    already, as the node makes it before its first pod), then exits, and must end Succeeded."""
     host, port = listener.getsockname()
     script = f"import socket; socket.create_connection(({host!r}, {port})).recv(1)"
-    container = {
-        "name": "held",
-        "image": standins["python"],
-        "imagePullPolicy": "Never",
-        "command": ["python3", "-c", script],
-        "securityContext": {"runAsUser": 10001, "readOnlyRootFilesystem": True},
-    }
-    pods = workloads.start_pod(plane.api, node, smoke_namespace, "held", {"containers": [container]})
+    pods = workloads.start_pod(
+        plane.api, node, smoke_namespace, "held", workloads.python_pod(standins["python"], script)
+    )
     try:
         connection, _ = listener.accept()
         with connection:

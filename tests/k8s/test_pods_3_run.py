@@ -35,14 +35,8 @@ def test_a_pod_runs_from_a_standin_image_and_reaches_the_bridges_host_side(
         " token = os.path.getsize('/var/run/secrets/kubernetes.io/serviceaccount/token');"
         " open('/dev/termination-log', 'w').write(f'{me} token={token > 0}')"
     )
-    container = {
-        "name": "smoke",
-        "image": standins["python"],
-        "imagePullPolicy": "Never",
-        "command": ["python3", "-c", script],
-        "securityContext": {"runAsUser": 10001, "readOnlyRootFilesystem": True},
-    }
-    status = workloads.run_pod(plane.api, node, smoke_namespace, "smoke", {"containers": [container]})
+    spec = workloads.python_pod(standins["python"], script)
+    status = workloads.run_pod(plane.api, node, smoke_namespace, "smoke", spec)
     connection, _ = listener.accept()
     with connection:
         sent = connection.recv(64).decode()

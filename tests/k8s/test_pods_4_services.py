@@ -41,24 +41,12 @@ def retrying(step: str, tries: int = 120) -> str:
     )
 
 
-def python_pod(image: str, script: str) -> dict[str, Any]:
-    container = {
-        "name": "main",
-        "image": image,
-        "imagePullPolicy": "Never",
-        "command": ["python3", "-c", script],
-        "securityContext": {"runAsUser": 10001, "readOnlyRootFilesystem": True},
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-    return {"containers": [container]}
-
-
 def test_an_image_that_is_not_loaded_is_never_fetched_from_off_the_machine(
     plane: ControlPlane, node: nodes.Node, cluster_services: None, smoke_namespace: str
 ) -> None:
     """The scheduler binds the pod to the node, and the pull that follows goes to the closed loopback proxy."""
     name = "never-loaded"
-    spec = python_pod("cryptolake-test/never-loaded:1", "")
+    spec = workloads.python_pod("cryptolake-test/never-loaded:1", "")
     spec["containers"][0]["imagePullPolicy"] = "Always"
     pods = workloads.start_pod(plane.api, node, smoke_namespace, name, spec, scheduled=True)
     path = workloads.namespaced("v1/pods", name, smoke_namespace)
@@ -86,8 +74,9 @@ def test_a_pod_reaches_another_through_a_service_by_its_short_name(
     """A server pod behind a Service, a client pod calling it `http://echo/...` as the charts call `minio:9000`:
     CoreDNS answers with the Service's address, and kube-proxy sends the connection to the server pod."""
     name = "echo"
-    server = python_pod(standins["python"], "import runpy, sys; sys.argv = ['', '8080', '--directory', '/etc']; "
-                        "runpy.run_module('http.server', run_name='__main__')")  # fmt: skip
+    serve = "import runpy, sys; sys.argv = ['', '8080', '--directory', '/etc']; "
+    serve += "runpy.run_module('http.server', run_name='__main__')"
+    server = workloads.python_pod(standins["python"], serve)
     server_path = workloads.namespaced("v1/pods", name, smoke_namespace)
     pod = {
         "apiVersion": "v1",
@@ -105,7 +94,7 @@ def test_a_pod_reaches_another_through_a_service_by_its_short_name(
     plane.api.apply(workloads.namespaced("v1/services", name, smoke_namespace), service)
     try:
         fetch = "urllib.request.urlopen('http://echo/hostname', timeout=5).read().decode().strip()"
-        client = python_pod(standins["python"], retrying(fetch))
+        client = workloads.python_pod(standins["python"], retrying(fetch))
         status = workloads.run_pod(plane.api, node, smoke_namespace, "echo-client", client, scheduled=True)
         terminated = workloads.terminated(status)
         assert (status["phase"], terminated["message"]) == ("Succeeded", name), terminated
@@ -130,7 +119,7 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
     )
     context = f"ssl.create_default_context(cafile='{account}/ca.crt')"
     version = f"json.load(urllib.request.urlopen({request}, context={context}, timeout=5))['gitVersion']"
-    client = python_pod(standins["python"], retrying(version))
+    client = workloads.python_pod(standins["python"], retrying(version))
     status = workloads.run_pod(plane.api, node, smoke_namespace, "api-client", client, scheduled=True)
     assert status["phase"] == "Succeeded", workloads.terminated(status)
     assert workloads.terminated(status)["message"] == plane.api.get("/version")["gitVersion"]
@@ -192,7 +181,7 @@ def test_a_pods_packets_never_cross_from_the_bridge_to_another_interface(
         "except OSError as exc:\n    result = type(exc).__name__\n"
         "open('/dev/termination-log', 'w').write(result)\n"
     )
-    client = python_pod(standins["python"], script)
+    client = workloads.python_pod(standins["python"], script)
     status = workloads.run_pod(plane.api, node, smoke_namespace, "outside-client", client, scheduled=True)
     assert status["phase"] == "Succeeded", workloads.terminated(status)
     assert workloads.terminated(status)["message"] == "TimeoutError"

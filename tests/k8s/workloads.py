@@ -155,6 +155,20 @@ def wait_on_pods(
     cp.wait_for(what, check, timeout, 2, progress=lambda: (pods.state(), also()), stall=stall, explain=pods.explain)
 
 
+def python_pod(image: str, script: str) -> dict[str, Any]:
+    """A pod spec of one container running ``script`` with the image's python3, as an unprivileged user on a read-only
+    root."""
+    container = {
+        "name": "main",
+        "image": image,
+        "imagePullPolicy": "Never",
+        "command": ["python3", "-c", script],
+        "securityContext": {"runAsUser": 10001, "readOnlyRootFilesystem": True},
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    return {"containers": [container]}
+
+
 def start_pod(
     api: cp.Api, node: nodes.Node, namespace: str, name: str, spec: dict[str, Any], *, scheduled: bool = False
 ) -> Pods:
