@@ -50,10 +50,6 @@ ROOT_REASON = "the cluster ranges' blackhole routes need root on Linux"
 needs_root = pytest.mark.needs_root
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", f"needs_root: skipped without root, failed under CI ({ROOT_REASON})")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = Path(__file__).parent
     for item in items:
