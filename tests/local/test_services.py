@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
@@ -185,12 +186,15 @@ def test_a_broker_formats_and_starts_whatever_its_random_cluster_id(
 ) -> None:
     # The first draw encodes to "-AAA...", which the storage tool took for an option: one fresh start in 64 failed.
     draws = iter([uuid.UUID(bytes=b"\xf8" + bytes(15)), uuid.uuid4()])
-    monkeypatch.setattr(kafka.uuid, "uuid4", lambda: next(draws))
+    # Only kafka.py's draws: patching the uuid module itself would hand them to any thread of the session (botocore
+    # draws a uuid4 per request).
+    monkeypatch.setattr(kafka, "uuid", SimpleNamespace(uuid4=lambda: next(draws)))
     broker = Kafka(stack.settings)
     try:
         broker.start()  # formats the storage, then waits until the broker serves
     finally:
         broker.stop()
+    assert next(draws, None) is None, "the broker did not draw again after the draw that encodes to '-AAA...'"
     assert "cluster.id=-" not in (broker.data / "meta.properties").read_text()
 
 
