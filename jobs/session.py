@@ -27,11 +27,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
         "spark.hadoop.fs.s3a.access.key": settings.s3_access_key,
         "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key,
-        # Each sink's and file source's log is rewritten whole at every compaction, and grows with every file the
-        # table holds; at a 3 s trigger, compacting every 100 batches (about 5 minutes) keeps that cost small, while
-        # readers still replay at most 99 batch files after the last compaction.
-        "spark.sql.streaming.fileSink.log.compactInterval": "100",
-        "spark.sql.streaming.fileSource.log.compactInterval": "100",
+        # Every table is a Delta Lake table: Delta's SQL (MERGE, OPTIMIZE, VACUUM, DESCRIBE HISTORY) and catalog.
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         # A task writes each partition folder (a day, a symbol) through a writer of its own instead of sorting its rows
         # by folder first (bench/results/tuning/README.md). Past this many folders in one task (gold's symbols), Spark
