@@ -11,7 +11,6 @@ with other work, wall times stretch while CPU times hardly move.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from bench import batchlog
 from bench.processes import tree_cpu
 from bench.produce import Loaded
 from bench.stack import Stack, Tuning, layer_pids, pipeline
-from core.layers import LAYERS, ROLLUP_INTERVALS, gold_query
+from core.layers import LAYERS
 from cryptolake.local.paths import LocalPaths
 from cryptolake.runner import Pipeline
 
@@ -71,26 +70,12 @@ def _round(x: float | None) -> float | None:
 
 
 def measure(batches: list[batchlog.Batch], loaded: Loaded) -> dict[str, batchlog.Drain | None]:
-    """Each layer's drain. Bronze and silver (both its queries: trades and quarantine) read every Kafka record; gold's
-    1m queries read every trade from silver, then its rollups every bar the 1m query per exchange wrote."""
-    drains = {
+    """Each layer's drain. Bronze and silver read every Kafka record; gold reads every trade from silver and writes
+    every table's bars in the same batch."""
+    return {
         layer: batchlog.drain(batches, LAYERS[layer].queries, rows)
-        for layer, rows in (("bronze", loaded.records), ("silver", loaded.records))
+        for layer, rows in (("bronze", loaded.records), ("silver", loaded.records), ("gold", loaded.trades))
     }
-    rollups = [gold_query(interval) for interval in ROLLUP_INTERVALS]
-    from_silver = batchlog.drain(batches, [q for q in LAYERS["gold"].queries if q not in rollups], loaded.trades)
-    if from_silver is None or from_silver.end is None:
-        drains["gold"] = from_silver
-        return drains
-    per_exchange = batchlog.drain(batches, [gold_query("1m")], loaded.trades)
-    assert per_exchange is not None and per_exchange.end is not None  # one of the queries from silver, all drained
-    bars_1m = batchlog.written_when_idle(batches, [gold_query("1m")], per_exchange.end)
-    then = None if bars_1m is None else batchlog.drain(batches, rollups, bars_1m)
-    if then is None or then.end is None:
-        drains["gold"] = dataclasses.replace(from_silver, end=None)
-    else:
-        drains["gold"] = batchlog.chain(from_silver, then)
-    return drains
 
 
 OnPipeline = Callable[[Pipeline | None], None]

@@ -95,20 +95,3 @@ def drain(batches: list[Batch], queries: Iterable[str], rows: int) -> Drain | No
         return None
     done = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
     return Drain(min(starts), done, min(reads), max(counts), max(busy))
-
-
-def written_when_idle(batches: list[Batch], queries: Iterable[str], after: float) -> int | None:
-    """The rows ``queries`` wrote in all, once each has run a batch that ended after ``after`` and read nothing (a
-    query's last bars come in such a batch, when its watermark has passed them); None before that."""
-    total = 0
-    for query in queries:
-        own = [b for b in batches if b.query == query]
-        if not any(b.end > after and b.input_rows == 0 for b in own):
-            return None
-        total += sum(b.output_rows for b in own)
-    return total
-
-
-def chain(first: Drain, then: Drain) -> Drain:
-    """A drain of queries reading what ``first``'s wrote: from ``first``'s start to ``then``'s end."""
-    return Drain(first.start, then.end, first.rows_read, first.batches + then.batches, first.busy_s + then.busy_s)

@@ -12,6 +12,8 @@ BATCH: Final = "batch"  # one line per micro-batch, with its query, batch id and
 WAITING_FOR_UPSTREAM: Final = "waiting for the upstream table"
 QUERY_FAILED: Final = "query failed"
 SPARK_UI: Final = "spark ui"
+MAINTENANCE: Final = "table maintained"  # a round of a table's lifecycle: rows expired, files vacuumed
+MAINTENANCE_FAILED: Final = "table maintenance failed"
 
 # The ingestor's connections (ingestion/connection.py).
 CONNECTED: Final = "connected"

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 BRONZE_TABLE = "bronze/trades"
 SILVER_TABLE = "silver/trades"
 QUARANTINE_TABLE = "silver/quarantine"
-QUARANTINE_QUERY = "silver_quarantine"
 BAR_INTERVALS = {"1m": "1 minute", "5m": "5 minutes", "1h": "1 hour"}
 ALL_VENUES = "all_venues"
 
@@ -16,14 +15,7 @@ def gold_table(interval: str, across_venues: bool = False) -> str:
     return f"gold/bars_{interval}" + (f"_{ALL_VENUES}" if across_venues else "")
 
 
-def gold_query(interval: str, across_venues: bool = False) -> str:
-    """Name of the query writing a gold table, and of its checkpoint."""
-    return gold_table(interval, across_venues).replace("gold/bars", "gold")
-
-
 GOLD_OUTPUTS = [(interval, False) for interval in BAR_INTERVALS] + [("1m", True)]
-# Gold makes these from its 1m bars per exchange, not from silver's trades (jobs/gold.py, ``rollup``).
-ROLLUP_INTERVALS = ("5m", "1h")
 
 
 @dataclass(frozen=True)
@@ -38,12 +30,8 @@ LAYERS = {
     layer.name: layer
     for layer in (
         Layer("bronze", (BRONZE_TABLE,), ("bronze",), ("silver", "gold")),
-        Layer("silver", (SILVER_TABLE, QUARANTINE_TABLE), ("silver", QUARANTINE_QUERY), ("gold",)),
-        Layer(
-            "gold",
-            tuple(gold_table(i, a) for i, a in GOLD_OUTPUTS),
-            tuple(gold_query(i, a) for i, a in GOLD_OUTPUTS),
-            (),
-        ),
+        # One query a layer: silver writes trades and quarantine from one parse, gold every table from one read.
+        Layer("silver", (SILVER_TABLE, QUARANTINE_TABLE), ("silver",), ("gold",)),
+        Layer("gold", tuple(gold_table(i, a) for i, a in GOLD_OUTPUTS), ("gold",), ()),
     )
 }

@@ -280,7 +280,35 @@ class Settings(BaseSettings):
         "exempt, and 0 turns the bound off.",
         _non_negative,
     )
-    gold_watermark: str = _setting("10 seconds", "How late a trade may arrive and still count in its bar.", _duration)
+    gold_watermark: str = _setting(
+        "10 seconds",
+        "How far gold's watermark trails its newest trade: a bar is complete once its end is behind it. A trade that "
+        "comes later still counts: it restates its bar.",
+        _duration,
+    )
+    bronze_retention_days: int = _setting(
+        30, "Days of bronze kept, by ingest date; older days are deleted. 0 keeps every day.", _non_negative
+    )
+    silver_retention_days: int = _setting(
+        0, "Days of silver trades and quarantine rows kept, by date; 0 (the default) keeps every day.", _non_negative
+    )
+    gold_retention_days: int = _setting(
+        0, "Days of gold bars kept, by date; 0 (the default) keeps every day.", _non_negative
+    )
+    lake_maintenance_interval: str = _setting(
+        "1 hour",
+        "How often each layer expires its tables' old days and vacuums the files no version needs any more.",
+        _duration,
+    )
+    lake_file_retention: str = _setting(
+        "7 days",
+        "How long a file replaced by a newer version (compaction, restatement, expiry) is kept for readers and time "
+        "travel before vacuum deletes it.",
+        _duration,
+    )
+    lake_log_retention: str = _setting(
+        "30 days", "How far back a new table's log keeps versions: its history and time travel.", _duration
+    )
     spark_master: str = _setting("", "Spark master URL; empty leaves it to spark-submit (the operator).", _spark_master)
     spark_jars_dir: str = _setting(
         "", "Folder of the pinned Spark jars to add; empty when they are on Spark's classpath (the image).", _any_path

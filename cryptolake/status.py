@@ -17,7 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from core import events
-from core.layers import BRONZE_TABLE, LAYERS, QUARANTINE_QUERY, SILVER_TABLE
+from core.layers import BRONZE_TABLE, LAYERS, SILVER_TABLE
 
 RATE_SECONDS = 60.0  # a layer's rate is over the batches of this last minute
 UNREACHABLE_SECONDS = 30.0  # a venue not reached for this long gets a warning line
@@ -95,7 +95,7 @@ class Progress:
 
     def _fold_layer(self, event: str, entry: dict[str, Any], at: float) -> None:
         query = str(entry.get("query"))
-        layer = self.layers.get(query.split("_")[0])  # bronze, silver, silver_quarantine, gold_1m, ...
+        layer = self.layers.get(query)
         if layer is None:
             return
         if event == events.QUERY_STARTED:
@@ -105,10 +105,10 @@ class Progress:
         written = entry.get("output_rows")
         if not isinstance(written, int) or written < 0:
             return  # a count the batch did not have
-        if query == QUARANTINE_QUERY:
-            self.quarantined += written
-        else:
-            layer.add(at, written)
+        layer.add(at, written)
+        quarantined = entry.get("quarantined_rows")
+        if isinstance(quarantined, int):
+            self.quarantined += quarantined
 
     def lines(self, frames: int, bars: list[str], now: float) -> list[str]:
         """The status: a line of counts, then one per symbol's freshest bar and per venue not reached."""

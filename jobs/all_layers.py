@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 
-from core.layers import BRONZE_TABLE
 from jobs import bronze, gold, silver
-from jobs.runtime import Stage, run_layer
+from jobs.runtime import run_layer
 
 
 def main() -> int:
-    return run_layer("layers", Stage(bronze.start), Stage(silver.start, BRONZE_TABLE), *gold.STAGES)
+    return run_layer("layers", bronze.STAGE, silver.STAGE, gold.STAGE)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Bronze: every Kafka record, unchanged, with its Kafka metadata, as Parquet partitioned by ingest date."""
+"""Bronze: every Kafka record, unchanged, with its Kafka metadata, in a Delta table partitioned by ingest date."""
 
 from __future__ import annotations
 
@@ -41,8 +41,11 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     return [write_table(bronze_records(kafka), settings, "bronze", BRONZE_TABLE, "date")]
 
 
+STAGE = Stage(start, writes=(BRONZE_TABLE,))
+
+
 def main() -> int:
-    return run_layer("bronze", Stage(start))
+    return run_layer("bronze", STAGE)
 
 
 if __name__ == "__main__":

@@ -17,16 +17,18 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from core import events, logs
-from core.layers import QUARANTINE_QUERY
 from core.settings import Settings, SettingsError, duration_seconds
 from core.throttle import Throttle
+from jobs.lifecycle import Maintenance
 from jobs.session import METRICS_PATH, build_session
 
 log = logging.getLogger("jobs")
 
 StartQueries = Callable[[SparkSession, Settings], list[StreamingQuery]]
+WriteBatch = Callable[[DataFrame, int], None]
+TableUri = Callable[[str], str]  # a lake table's name -> its URI (Settings.table_uri; a folder in tests)
 
-# The observed metric counting the rows each query hands its sink: Spark's file sink reports -1 as its own count.
+# The observed metric counting the rows a query hands its sink (bronze's); writers of their own count in BatchCounts.
 WRITTEN_METRIC = "written"
 BEHIND_LOG_SECONDS = 60.0  # at most one "falling behind" line per query this often
 STOP_WAIT_SECONDS = 30.0  # how long a stop waits for the running batches to end
@@ -47,24 +49,60 @@ def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
         "late_rows": sum(op.get("numRowsDroppedByWatermark", 0) for op in state),
         "state_rows": sum(op.get("numRowsTotal", 0) for op in state),
     }
-    if summary["query"] == QUARANTINE_QUERY:
-        summary["quarantined_rows"] = output_rows
     return summary
 
 
+class BatchCounts:
+    """The rows a layer's own batch writer wrote (Spark's progress counts none for ``foreachBatch``), kept from the
+    writer's call until the batch's progress line takes them."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, int], dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def record(self, query: str, batch_id: int, **counts: int) -> None:
+        with self._lock:
+            self._counts[(query, batch_id)] = counts
+
+    def take(self, query: str, batch_id: int) -> dict[str, int]:
+        with self._lock:
+            return self._counts.pop((query, batch_id), {})
+
+
+COUNTS = BatchCounts()
+
+
 def write_table(rows: DataFrame, settings: Settings, query: str, table: str, *partition_by: str) -> StreamingQuery:
-    """Start ``query``: append ``rows`` to the Parquet ``table`` of the lake, with its checkpoint named after it."""
+    """Start ``query``: append ``rows`` to the Delta ``table`` of the lake, with its checkpoint named after it.
+
+    Delta's streaming sink commits each batch once, by the query's id and batch id, whatever the restarts."""
     return (
         rows.observe(WRITTEN_METRIC, F.count(F.lit(1)).alias("rows"))
         .writeStream.queryName(query)
-        .format("parquet")
+        .format("delta")
         .outputMode("append")
-        .option("path", settings.table_uri(table))
         .option("checkpointLocation", settings.checkpoint_uri(query))
         .partitionBy(*partition_by)
         .trigger(processingTime=settings.trigger_interval)
+        .start(settings.table_uri(table))
+    )
+
+
+def write_batches(rows: DataFrame, settings: Settings, query: str, write: WriteBatch) -> StreamingQuery:
+    """Start ``query``: hand each micro-batch of ``rows`` to ``write``, which writes it to the lake with Delta's
+    idempotent writes (``txn_options``), so a batch run again after a failure changes nothing it wrote before."""
+    return (
+        rows.writeStream.queryName(query)
+        .foreachBatch(write)
+        .option("checkpointLocation", settings.checkpoint_uri(query))
+        .trigger(processingTime=settings.trigger_interval)
         .start()
     )
+
+
+def txn_app_id(query: str) -> str:
+    """The application id under which ``query``'s writes are idempotent in every table it writes."""
+    return f"cryptolake-{query}"
 
 
 def what_to_do(error: str) -> str | None:
@@ -83,16 +121,18 @@ class ProgressLogger(StreamingQueryListener):
     """A line per batch, and one of ours, throttled, when batches take longer than the trigger interval (Spark's own
     warning, one per slow batch, is silenced in spark-log4j2.properties)."""
 
-    def __init__(self, trigger_seconds: float, throttle: Throttle | None = None) -> None:
+    def __init__(self, trigger_seconds: float, throttle: Throttle | None = None, counts: BatchCounts = COUNTS) -> None:
         super().__init__()
         self.trigger_ms = trigger_seconds * 1000
         self._behind = throttle or Throttle(BEHIND_LOG_SECONDS)
+        self._counts = counts
 
     def onQueryStarted(self, event: Any) -> None:  # noqa: N802 - Spark's listener API
         log.info(events.QUERY_STARTED, extra=logs.fields(query=event.name, run_id=str(event.runId)))
 
     def onQueryProgress(self, event: Any) -> None:  # noqa: N802
         summary = batch_summary(json.loads(event.progress.json))
+        summary.update(self._counts.take(str(summary["query"]), summary["batch"]))
         log.info(events.BATCH, extra=logs.fields(**summary))
         duration_ms = summary["duration_ms"]
         if duration_ms is None or duration_ms <= self.trigger_ms:
@@ -117,10 +157,10 @@ class ProgressLogger(StreamingQueryListener):
 
 
 def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_seconds: float = 5.0) -> None:
-    """Block until the table at ``uri`` has its first commit (a file source cannot start on no path), or ``stop``."""
+    """Block until the Delta table at ``uri`` has its first commit (a Delta source needs one), or ``stop``."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    log_dir = jvm.org.apache.hadoop.fs.Path(f"{uri}/_spark_metadata")
+    log_dir = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log")
     filesystem = log_dir.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     waited = False
     while not filesystem.exists(log_dir) and not stop.is_set():
@@ -147,10 +187,12 @@ def stop_between_batches(queries: list[StreamingQuery], timeout: float = STOP_WA
 
 @dataclass(frozen=True)
 class Stage:
-    """A layer's queries, and the lake table they read (waited for until its first commit), if any."""
+    """A layer's queries, the lake table they read (waited for until its first commit) if any, and the tables they
+    write, which this driver alone maintains."""
 
     start: StartQueries
     upstream: str | None = None
+    writes: tuple[str, ...] = ()
 
 
 def run_layer(layer: str, *stages: Stage) -> int:
@@ -171,6 +213,8 @@ def run_layer(layer: str, *stages: Stage) -> int:
     spark.streams.addListener(ProgressLogger(duration_seconds(settings.trigger_interval)))
     # Where its streaming metrics are: the UI's port is the first free one from 4040 when several drivers run.
     log.info(events.SPARK_UI, extra=logs.fields(url=spark.sparkContext.uiWebUrl, metrics=METRICS_PATH))
+    maintenance = Maintenance(spark, settings, [table for stage in stages for table in stage.writes], stop)
+    maintenance.start()
     queries: list[StreamingQuery] = []
     for stage in stages:
         if stage.upstream is not None:
@@ -188,7 +232,9 @@ def run_layer(layer: str, *stages: Stage) -> int:
         log.error(events.QUERY_FAILED, extra=logs.fields(error=str(exc), what_to_do=what_to_do(str(exc))))
         return 1
     finally:
+        stop.set()  # ends the maintenance rounds too
         stop_between_batches(queries)
+        maintenance.join()
         spark.stop()
     log.info("stopped")
     return 0

@@ -7,12 +7,13 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from core.jars import read_pins
-from core.settings import Settings
+from core.settings import Settings, duration_seconds
 
 # Spark's own logging: warnings and errors, one JSON object a line (README, "Logs").
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 METRICS_NAMESPACE = "cryptolake"
 METRICS_PATH = "/metrics/prometheus"
+WEEK_SECONDS = 7 * 24 * 3600
 
 
 def spark_conf(settings: Settings) -> dict[str, str]:
@@ -30,6 +31,18 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Every table is a Delta Lake table: Delta's SQL (MERGE, OPTIMIZE, VACUUM, DESCRIBE HISTORY) and catalog.
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Compaction after the writes that leave a partition with many small files, in the writer's thread: a batch
+        # writes a file or two, and a MERGE rewrites the few files it touches.
+        "spark.databricks.delta.autoCompact.enabled": "true",
+        # What a new table keeps: versions in its log (history, time travel), and files a newer version replaced.
+        "spark.databricks.delta.properties.defaults.logRetentionDuration": f"interval {settings.lake_log_retention}",
+        "spark.databricks.delta.properties.defaults.deletedFileRetentionDuration": (
+            f"interval {settings.lake_file_retention}"
+        ),
+        # Delta refuses to vacuum files younger than a week unless told the retention setting is meant.
+        "spark.databricks.delta.retentionDurationCheck.enabled": str(
+            duration_seconds(settings.lake_file_retention) >= WEEK_SECONDS
+        ).lower(),
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         # A task writes each partition folder (a day, a symbol) through a writer of its own instead of sorting its rows
         # by folder first (bench/results/tuning/README.md). Past this many folders in one task (gold's symbols), Spark

@@ -11,11 +11,11 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DecimalType
 
 from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
-from core.layers import BRONZE_TABLE, QUARANTINE_QUERY, QUARANTINE_TABLE, SILVER_TABLE
+from core.layers import BRONZE_TABLE, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings, duration_seconds
 from core.venues import LAKE_VENUES
 from jobs import schemas, venues
-from jobs.runtime import Stage, run_layer, write_table
+from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, run_layer, txn_app_id, write_batches
 
 
 def _header(name: str) -> Column:
@@ -170,21 +170,36 @@ def dedup_clock(max_kafka_lead_seconds: float) -> Column:
     return F.greatest(F.col("kafka_timestamp"), floor)
 
 
-def valid_trades(parsed: DataFrame, watermark: str) -> DataFrame:
-    """Rows without a reject reason, each trade once: a copy within the watermark of the first is dropped."""
-    rows = parsed.where(F.col("reject_reason").isNull())
-    key = ["exchange", "symbol", "trade_id"]
+def deduplicated(parsed: DataFrame, watermark: str) -> DataFrame:
+    """Parsed rows with each trade once: a copy within the watermark of the first is dropped; rejected rows all stay.
+
+    A rejected row's key is its place in bronze, which no other row has, so one stateful step serves both tables.
+    """
+    valid = F.col("reject_reason").isNull()
+    lineage = [F.lit("bronze"), *(F.col(c).cast("string") for c in ("partition", "offset", "frame_index"))]
+    rows = parsed.withColumn(
+        "dedup_key", F.when(valid, F.array("exchange", "symbol", "trade_id")).otherwise(F.array(*lineage))
+    )
     if not rows.isStreaming:
         # A batch is whole: no watermark needed to bound what it remembers; the first copy in Kafka order stays.
-        first = Window.partitionBy(*key).orderBy("partition", "offset", "frame_index")
-        rows = rows.withColumn("_copy", F.row_number().over(first)).where("_copy = 1")
-        return rows.select(*schemas.SILVER.fieldNames())
+        first = Window.partitionBy("dedup_key").orderBy("partition", "offset", "frame_index")
+        return rows.withColumn("_copy", F.row_number().over(first)).where("_copy = 1").drop("_copy", "dedup_key")
     return (
         rows.withColumn("dedup_time", dedup_clock(max_kafka_lead_seconds(watermark)))
         .withWatermark("dedup_time", watermark)
-        .dropDuplicatesWithinWatermark(key)
-        .select(*schemas.SILVER.fieldNames())
+        .dropDuplicatesWithinWatermark(["dedup_key"])
+        .drop("dedup_key", "dedup_time")
     )
+
+
+def trades(rows: DataFrame) -> DataFrame:
+    """Rows without a reject reason, as silver's trades."""
+    return rows.where(F.col("reject_reason").isNull()).select(*schemas.SILVER.fieldNames())
+
+
+def valid_trades(parsed: DataFrame, watermark: str) -> DataFrame:
+    """Rows without a reject reason, each trade once."""
+    return trades(deduplicated(parsed, watermark))
 
 
 def quarantined(parsed: DataFrame) -> DataFrame:
@@ -203,17 +218,49 @@ def quarantined(parsed: DataFrame) -> DataFrame:
     )
 
 
+def append(rows: DataFrame, uri: str, batch_id: int) -> None:
+    """Append one batch's ``rows`` to the table at ``uri``, once: Delta skips a batch id silver wrote there before."""
+    (
+        rows.write.format("delta")
+        .mode("append")
+        .option("txnAppId", txn_app_id("silver"))
+        .option("txnVersion", batch_id)
+        .partitionBy("date")
+        .save(uri)
+    )
+
+
+def batch_writer(table_uri: TableUri) -> WriteBatch:
+    """Each batch's parsed rows -> silver's trades and quarantine, from one parse."""
+
+    def write(rows: DataFrame, batch_id: int) -> None:
+        # Step 1: keep the parsed batch: both tables come from it, and the counts too.
+        rows.persist()
+        try:
+            # Step 2: how many of each, for the batch's progress line.
+            valid = F.col("reject_reason").isNull().alias("valid")
+            counts: dict[bool, int] = dict(rows.groupBy(valid).count().collect())
+            COUNTS.record("silver", batch_id, output_rows=counts.get(True, 0), quarantined_rows=counts.get(False, 0))
+            # Step 3: both tables, each write idempotent by batch id.
+            append(trades(rows), table_uri(SILVER_TABLE), batch_id)
+            append(quarantined(rows), table_uri(QUARANTINE_TABLE), batch_id)
+        finally:
+            rows.unpersist()
+
+    return write
+
+
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    bronze = spark.readStream.schema(schemas.BRONZE).parquet(settings.table_uri(BRONZE_TABLE))
-    parsed = parse_trades(bronze, Bounds.of(settings))
-    return [
-        write_table(valid_trades(parsed, settings.silver_watermark), settings, "silver", SILVER_TABLE, "date"),
-        write_table(quarantined(parsed), settings, QUARANTINE_QUERY, QUARANTINE_TABLE, "date"),
-    ]
+    bronze = spark.readStream.format("delta").load(settings.table_uri(BRONZE_TABLE))
+    rows = deduplicated(parse_trades(bronze, Bounds.of(settings)), settings.silver_watermark)
+    return [write_batches(rows, settings, "silver", batch_writer(settings.table_uri))]
+
+
+STAGE = Stage(start, BRONZE_TABLE, (SILVER_TABLE, QUARANTINE_TABLE))
 
 
 def main() -> int:
-    return run_layer("silver", Stage(start, BRONZE_TABLE))
+    return run_layer("silver", STAGE)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.batchlog import chain, drain, parse, written_when_idle
+from bench.batchlog import drain, parse
 from core import events
 
 
@@ -45,28 +45,3 @@ def test_drain_is_open_until_every_query_is_done_and_none_before_any_input() -> 
     batches = parse(LINES)
     assert drain(batches, ["silver", "silver_quarantine"], 2_000).end is None  # type: ignore[union-attr]
     assert drain(batches, ["gold_1m"], 10) is None
-
-
-def _gold(query: str, batch: int, rows: int, written: int, ts: str) -> str:
-    return json.dumps(json.loads(line(query, batch, rows, 1_000, ts)) | {"output_rows": written})
-
-
-def test_rollups_drain_once_they_read_every_bar_the_1m_query_wrote_by_its_idle_batch() -> None:
-    first = [
-        _gold("gold_1m", 0, 900, 0, "2026-11-21T10:00:10.000Z"),
-        _gold("gold_1m", 1, 100, 40, "2026-11-21T10:00:20.000Z"),
-        _gold("gold_5m", 0, 40, 0, "2026-11-21T10:00:25.000Z"),
-    ]
-    batches = parse(first)
-    from_silver = drain(batches, ["gold_1m"], 1_000)
-    assert from_silver is not None and from_silver.end is not None
-    # The last bars come in the batch after the one that read the last trade: not counted before it ran.
-    assert written_when_idle(batches, ["gold_1m"], from_silver.end) is None
-    batches = parse([*first, _gold("gold_1m", 2, 0, 7, "2026-11-21T10:00:23.000Z")])
-    assert written_when_idle(batches, ["gold_1m"], from_silver.end) == 47
-    assert drain(batches, ["gold_5m"], 47).end is None  # type: ignore[union-attr]
-    batches = parse([*first, _gold("gold_1m", 2, 0, 7, "2026-11-21T10:00:23.000Z"),
-                     _gold("gold_5m", 1, 7, 3, "2026-11-21T10:00:30.000Z")])  # fmt: skip
-    rollups = drain(batches, ["gold_5m"], 47)
-    assert rollups is not None
-    assert chain(from_silver, rollups).seconds == pytest.approx(21.0)  # 10:00:09 to 10:00:30

@@ -1,13 +1,16 @@
 import dataclasses
+import random
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from core.layers import GOLD_OUTPUTS, gold_table
 from cryptolake.venue.synthetic import generate
-from jobs import schemas
+from jobs import gold, schemas
 from jobs.gold import bars, rollup
 from tests import reference
 from tests.jobs.rows import reference_bars
@@ -45,11 +48,11 @@ def test_one_minute_bar_maths(spark: SparkSession) -> None:
         ],
         schemas.SILVER,
     )
-    result = bars(trades, "1m", "10 seconds").drop("date")
+    result = bars(trades, "1m").drop("date", "open_order", "close_order")
     quote = Decimal("202") + Decimal("100") + Decimal("52.5") + Decimal("148.5")
     expected = [
         (T0, T0.replace(minute=55), "binance", "BTC-USDT", Decimal(101), Decimal(105), Decimal(99), Decimal(99),
-         Decimal(5), quote, float(quote / 5), 4, Decimal("2.5"), Decimal("2.5"), "10", "12", SILVER_TIME),
+         Decimal(5), quote, float(quote / 5), 4, Decimal("2.5"), Decimal("2.5"), "10", "12"),
     ]  # fmt: skip
     assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))
 
@@ -63,7 +66,7 @@ def test_ties_in_time_follow_the_frames_where_the_venue_does_not_number_its_trad
         _trade("BTC-USDT", "9e2d", "102", "1", 7, "sell", offset=5, index=2),
     ]
     rows = [_trade("BTC-USDT", "00aa", "103", "1", 7, "sell", offset=6, index=0), *reversed(frame)]
-    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds").first()
+    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m").first()
     assert (result.open, result.close, result.first_trade_id, result.last_trade_id) == (100, 103, "f0c3", "00aa")
 
 
@@ -75,7 +78,7 @@ def test_ties_in_time_follow_the_trade_numbers_where_the_venue_numbers_its_trade
         _trade("BTC-USDT", "10", "101", "1", 7, "sell", offset=5, index=0, number=10),
         _trade("BTC-USDT", "9", "100", "1", 7, "sell", offset=5, index=1, number=9),
     ]
-    made = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds")
+    made = bars(spark.createDataFrame(rows, schemas.SILVER), "1m")
     for result in (made.first(), rollup(made, "5m").first()):
         assert (result.open, result.close, result.first_trade_id, result.last_trade_id) == (100, 103, "9", "11")
 
@@ -90,7 +93,7 @@ def test_bars_split_by_minute_exchange_and_symbol(spark: SparkSession) -> None:
     later = list(_trade("BTC-USDT", "2", "110", "1", 5, "sell"))
     later[10] = later[11] = T0.replace(minute=56, second=5)
     rows.append(tuple(later))
-    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds")
+    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m")
     keys = sorted((r.bar_start.minute, r.exchange, r.symbol, r.trades) for r in result.collect())
     assert keys == [(54, "binance", "BTC-USDT", 1), (54, "binance", "ETH-USDT", 1), (54, "okx", "ETH-USDT", 1),
                     (56, "binance", "BTC-USDT", 1)]  # fmt: skip
@@ -120,7 +123,7 @@ def test_bars_equal_the_reference_at_every_interval(
         for t in generate(["BTC-USDT", "ETH-USDT"], seed=seed, start_ms=1_723_161_255_342, rate=0.5, count=3_000)
     ]  # fmt: skip
     silver = spark.createDataFrame(_silver_rows(trades), schemas.SILVER)
-    made = rollup(bars(silver, "1m", "10 seconds"), interval) if rolled_up else bars(silver, interval, "10 seconds")
+    made = rollup(bars(silver, "1m"), interval) if rolled_up else bars(silver, interval)
     expected = reference.bars(trades, minutes)
     got = reference_bars(made)
     assert set(got) == set(expected) and made.count() == len(expected)
@@ -134,16 +137,95 @@ def test_bars_across_venues_pool_every_exchange(spark: SparkSession) -> None:
         ("okx", *_trade("BTC-USDT", "7", "102", "3", 2, "sell")[1:]),
         ("okx", *_trade("BTC-USDT", "8", "101", "1", 3, "buy")[1:]),
     ]
-    result = bars(spark.createDataFrame(rows, schemas.SILVER), "1m", "10 seconds", across_venues=True).drop("date")
+    made = rollup(bars(spark.createDataFrame(rows, schemas.SILVER), "1m"), "1m", across_venues=True)
+    result = made.drop("date", "open_order", "close_order")
     quote = Decimal(100 + 306 + 101)
     expected = [(T0, T0.replace(minute=55), "BTC-USDT", Decimal(100), Decimal(102), Decimal(100), Decimal(101),
-                 Decimal(5), quote, float(quote / 5), 3, Decimal(2), Decimal(3), ["binance", "okx"],
-                 SILVER_TIME)]  # fmt: skip
+                 Decimal(5), quote, float(quote / 5), 3, Decimal(2), Decimal(3), ["binance", "okx"])]  # fmt: skip
     assertDataFrameEqual(result, spark.createDataFrame(expected, result.schema))
 
 
 def test_a_rollup_has_the_columns_and_types_of_bars_made_from_the_trades(spark: SparkSession) -> None:
     # Nullability aside: Spark writes every column of a file table as nullable.
     silver = spark.createDataFrame([_trade("BTC-USDT", "1", "100", "1", 5, "buy")], schemas.SILVER)
-    made = rollup(bars(silver, "1m", "10 seconds"), "5m").schema.simpleString()
-    assert made == bars(silver, "5m", "10 seconds").schema.simpleString()
+    made = rollup(bars(silver, "1m"), "5m").schema.simpleString()
+    assert made == bars(silver, "5m").schema.simpleString()
+
+
+def _write_batches(spark: SparkSession, lake: Path, batches: list[list[tuple[object, ...]]], first_id: int = 0) -> None:
+    """Gold's batch writer over ``batches`` of silver rows, with ids from ``first_id``, into tables under ``lake``."""
+    write = gold.batch_writer(lambda table: str(lake / table), "10 seconds")
+    for batch_id, rows in enumerate(batches, start=first_id):
+        write(spark.createDataFrame(rows, schemas.SILVER), batch_id)
+
+
+def _table(spark: SparkSession, lake: Path, interval: str = "1m", across_venues: bool = False) -> DataFrame:
+    return spark.read.format("delta").load(str(lake / gold_table(interval, across_venues)))
+
+
+def test_bars_merged_batch_by_batch_equal_the_reference_whatever_order_their_trades_come_in(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    # Two venues, two symbols, 50 minutes across midnight (a new day and hour), in shuffled batches: most bars are
+    # written by one batch and restated by the others.
+    trades = [
+        reference.from_synthetic(t, exchange)
+        for exchange, seed in (("binance", 3), ("okx", 4))
+        for t in generate(["BTC-USDT", "ETH-USDT"], seed=seed, start_ms=1_723_161_255_342, rate=0.5, count=1_500)
+    ]  # fmt: skip
+    rows = random.Random(5).sample(_silver_rows(trades), len(trades))
+    batches = [rows[i::4] for i in range(4)]
+    _write_batches(spark, tmp_path, batches)
+    versions = {o: _table(spark, tmp_path, *o).count() for o in GOLD_OUTPUTS}
+    # The last batch again, as after a failure before its commit: Delta skips what it wrote.
+    _write_batches(spark, tmp_path, batches[-1:], first_id=3)
+    assert {o: _table(spark, tmp_path, *o).count() for o in GOLD_OUTPUTS} == versions
+    for interval, minutes in (("1m", 1), ("5m", 5), ("1h", 60)):
+        made = _table(spark, tmp_path, interval)
+        expected = reference.bars(trades, minutes)
+        got = reference_bars(made)
+        assert set(got) == set(expected) and made.count() == len(expected), interval
+        for key, bar in expected.items():
+            assert got[key] == dataclasses.replace(bar, vwap=pytest.approx(bar.vwap, rel=1e-12)), key
+    pooled = reference.bars([dataclasses.replace(t, exchange="*") for t in trades])
+    across = {
+        (r.symbol, r.bar_start): (r.open, r.high, r.low, r.close, r.volume, r.trades, r.exchanges)
+        for r in _table(spark, tmp_path, "1m", True).collect()
+    }
+    assert across == {
+        (symbol, datetime(1970, 1, 1) + timedelta(microseconds=start)): (
+            b.open, b.high, b.low, b.close, b.volume, b.trades,
+            sorted({t.exchange for t in trades if (t.symbol, t.time_us // 60_000_000 * 60_000_000) == (symbol, start)}),
+        )
+        for (_, symbol, start), b in pooled.items()
+    }  # fmt: skip
+
+
+def _at(trade_id: int, price: str, minute: int, second: int) -> tuple[object, ...]:
+    row = list(_trade("BTC-USDT", str(trade_id), price, "1", 0, "buy", offset=trade_id, number=trade_id))
+    row[10] = row[11] = T0 + timedelta(minutes=minute, seconds=second)
+    return tuple(row)
+
+
+def test_a_bar_is_complete_once_the_watermark_passes_it_and_a_late_trade_restates_it(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    _write_batches(spark, tmp_path, [[_at(1, "100", 0, 5), _at(2, "101", 1, 30)]])
+    # Watermark 23:55:20 (newest trade less 10 s): the 23:54 bar is complete, the 23:55 one is not.
+    assert {r.bar_start.minute: r.complete for r in _table(spark, tmp_path).collect()} == {54: True, 55: False}
+    _write_batches(spark, tmp_path, [[_at(3, "102", 3, 30)]], first_id=1)
+    # Watermark 23:57:20: the 23:55 bar, in no trade of this batch, is complete too.
+    completed = {r.bar_start.minute: r.complete for r in _table(spark, tmp_path).collect()}
+    assert completed == {54: True, 55: True, 57: False}
+    before = spark.sql(f"DESCRIBE HISTORY delta.`{tmp_path / gold_table('1m')}`").first().version
+    # A trade of 23:54:01, after its bar was complete: the bar is restated, and stays complete.
+    _write_batches(spark, tmp_path, [[_at(0, "90", 0, 1)]], first_id=2)
+    bar = _table(spark, tmp_path).where("bar_start = '2024-08-08 23:54:00'").first()
+    assert (bar.open, bar.low, bar.close, bar.trades, bar.first_trade_id, bar.complete) == (90, 90, 100, 2, "0", True)
+    five = _table(spark, tmp_path, "5m").where("bar_start = '2024-08-08 23:50:00'").first()
+    assert (five.open, five.trades, five.first_trade_id) == (90, 1 + 1, "0")
+    # The history keeps the bar as it was: the restatement is a version of its own.
+    history = spark.sql(f"DESCRIBE HISTORY delta.`{tmp_path / gold_table('1m')}`").collect()
+    assert history[0].operation == "MERGE" and history[0].version > before
+    earlier = spark.read.format("delta").option("versionAsOf", before).load(str(tmp_path / gold_table("1m")))
+    assert earlier.where("bar_start = '2024-08-08 23:54:00'").first().trades == 1

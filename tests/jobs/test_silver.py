@@ -7,9 +7,10 @@ from typing import Any
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from core.layers import QUARANTINE_TABLE, SILVER_TABLE
 from core.venues import LAKE_VENUES
-from jobs import schemas
-from jobs.silver import Bounds, parse_trades, quarantined, valid_trades
+from jobs import schemas, silver
+from jobs.silver import Bounds, deduplicated, parse_trades, quarantined, valid_trades
 from tests.fixtures import received_frames
 from tests.jobs.rows import RECEIVED_US, bronze, bronze_row
 
@@ -144,12 +145,10 @@ def test_each_frame_is_parsed_by_one_from_json_per_venue(spark: SparkSession) ->
 
 
 def _run_silver_stream(spark: SparkSession, source: Path, work: Path) -> None:
-    """One silver run over what ``source`` holds now, resuming from the checkpoint in ``work``."""
-    rows = spark.readStream.schema(schemas.BRONZE).parquet(str(source))
+    """One silver run over what the Delta table ``source`` holds now, resuming from the checkpoint in ``work``."""
+    rows = deduplicated(parse_trades(spark.readStream.format("delta").load(str(source))), "10 minutes")
     query = (
-        valid_trades(parse_trades(rows), "10 minutes")
-        .writeStream.format("parquet")
-        .option("path", str(work / "silver"))
+        rows.writeStream.foreachBatch(silver.batch_writer(lambda table: str(work / table)))
         .option("checkpointLocation", str(work / "checkpoint"))
         .trigger(availableNow=True)
         .start()
@@ -168,12 +167,28 @@ def test_silver_keeps_every_trade_however_old_its_kafka_time_and_drops_copies(
         return bronze_row(frame, offset, received_us=now_us, kafka_us=kafka_us)
 
     source = tmp_path / "bronze"
-    bronze(spark, [row(1, 0, now_us)]).write.mode("append").parquet(str(source))
+    bronze(spark, [row(1, 0, now_us)]).write.format("delta").mode("append").save(str(source))
     _run_silver_stream(spark, source, tmp_path)
     # A later batch: a copy of trade 1 three minutes on in Kafka, and a trade whose Kafka time is an hour older than
     # the first's (a partition read far behind the others). Spark drops a row below the watermark: not this one.
+    # And a frame that is no JSON, twice (two Kafka records): both go to quarantine, neither is a copy of the other.
     later = [row(1, 1, now_us + 3 * minute_us), row(2, 2, now_us - 60 * minute_us)]
-    bronze(spark, later).write.mode("append").parquet(str(source))
+    broken = [bronze_row("{not json", offset, received_us=now_us) for offset in (3, 4)]
+    bronze(spark, later + broken).write.format("delta").mode("append").save(str(source))
     _run_silver_stream(spark, source, tmp_path)
-    silver = spark.read.schema(schemas.SILVER).parquet(str(tmp_path / "silver"))
-    assert sorted((r.trade_id, r.offset) for r in silver.collect()) == [("1", 0), ("2", 2)]
+    trades = spark.read.format("delta").load(str(tmp_path / SILVER_TABLE))
+    assert sorted((r.trade_id, r.offset) for r in trades.collect()) == [("1", 0), ("2", 2)]
+    rejected = spark.read.format("delta").load(str(tmp_path / QUARANTINE_TABLE))
+    assert sorted((r.offset, r.reject_reason) for r in rejected.collect()) == [
+        (3, "unparseable frame"),
+        (4, "unparseable frame"),
+    ]
+
+
+def test_a_batch_written_again_adds_nothing_to_either_table(spark: SparkSession, tmp_path: Path) -> None:
+    rows = parse_trades(bronze(spark, [bronze_row(_recorded(1)[0], 0), bronze_row("[]", 1)]))
+    write = silver.batch_writer(lambda table: str(tmp_path / table))
+    for batch_id in (0, 0, 1):  # batch 0 again, as after a failure before its commit; then a new batch
+        write(rows, batch_id)
+    counts = [spark.read.format("delta").load(str(tmp_path / t)).count() for t in (SILVER_TABLE, QUARANTINE_TABLE)]
+    assert counts == [2, 2]
