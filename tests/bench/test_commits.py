@@ -1,0 +1,39 @@
+"""The commit watcher follows a Delta table's log version by version: each commit's time and the rows it added."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from deltalake import DeltaTable
+from pyarrow import fs
+
+from bench.commits import TIME, CommitWatcher, Watch
+from core.settings import Settings
+from cryptolake import lake
+from tests.lakes import bar, write_gold
+
+NOON = datetime(2026, 11, 21, 12, tzinfo=UTC)
+
+
+def test_each_version_with_new_rows_is_a_commit_at_its_commit_time(local_lake: Settings, tmp_path: Path) -> None:
+    table = "gold/bars_1m"
+    watcher = CommitWatcher(local_lake, {table: Watch("bar_end", ("exchange",))})  # polled by hand, not started
+    store = fs.SubTreeFileSystem(str(tmp_path), fs.LocalFileSystem())  # the folder local_lake puts the bucket in
+    watcher._poll(store, table, watcher.tables[table])
+    assert watcher.commits[table] == []  # no table yet
+
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON), bar("okx", "ETH-USDT", NOON)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON + timedelta(minutes=1))])
+    DeltaTable(lake.table_uri(local_lake, table)).optimize.compact()  # rewrites rows already visible
+    watcher._poll(store, table, watcher.tables[table])
+
+    commits = watcher.commits[table]
+    history = {v.version: v.timestamp.timestamp() for v in lake.history(local_lake, table)}
+    assert len(history) == 3 and [c.at for c in commits] == [history[0], history[1]]
+    first = sorted(zip(*(commits[0].rows[c].to_pylist() for c in (TIME, "exchange", "symbol")), strict=True))
+    end_us = int((NOON + timedelta(minutes=1)).timestamp() * 1_000_000)
+    assert first == [(end_us, "binance", "BTC-USDT"), (end_us, "okx", "ETH-USDT")]
+    assert commits[1].rows[TIME].to_pylist() == [end_us + 60_000_000]
+    watcher._poll(store, table, watcher.tables[table])
+    assert len(watcher.commits[table]) == 2, "a version is read once"
