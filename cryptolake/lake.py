@@ -108,18 +108,31 @@ def _version(delta: DeltaTable, table: str, as_of: AsOf) -> int:
         limit *= 4
 
 
+def _data_files(settings: Settings, table: str) -> fs.FileSystem:
+    """pyarrow's own S3 filesystem, rooted at ``table``, to read the data files the log names. Not delta-rs' default,
+    a Python filesystem: pyarrow's reader threads call back into Python through it, and one still reading when the
+    interpreter exits aborts it (exit code 134, in about one read of ten with delta-rs 1.6.6)."""
+    return fs.SubTreeFileSystem(f"{settings.lake_bucket}/{table}", filesystem(settings))
+
+
 def _scan(
-    delta: DeltaTable | None, partition_filter: Sequence[tuple[str, str, Any]] | None, rows: ds.Expression | None
+    settings: Settings,
+    table: str,
+    delta: DeltaTable | None,
+    partition_filter: Sequence[tuple[str, str, Any]] | None,
+    rows: ds.Expression | None,
 ) -> pa.Table:
     if delta is None:
         return pa.table({})
     partitions = list(partition_filter or ())
     others = {column for column, _, _ in partitions} - set(delta.metadata().partition_columns)
     if others:
-        raise ValueError(f"{', '.join(sorted(others))}: not partition columns of {delta.table_uri}")
+        raise ValueError(f"{', '.join(sorted(others))}: not partition columns of {table}")
     with _store_errors():
         # The log's partition values choose the files: other partitions' files are never opened.
-        dataset = delta.to_pyarrow_dataset(file_pruning_predicate=partitions or None)
+        dataset = delta.to_pyarrow_dataset(
+            file_pruning_predicate=partitions or None, filesystem=_data_files(settings, table)
+        )
         return dataset.to_table(filter=rows)
 
 
@@ -134,7 +147,7 @@ def read_table(
     ``partition_filter`` holds ``(column, op, value)`` on partition columns only, e.g. ``[("date", ">=", day)]``: the
     files of other partitions are not read.
     """
-    return _scan(open_table(settings, table, as_of), partition_filter, None)
+    return _scan(settings, table, open_table(settings, table, as_of), partition_filter, None)
 
 
 def _sorted_bars(bars: pa.Table, across_venues: bool) -> pa.Table:
@@ -171,8 +184,9 @@ def read_bars(
     if end is not None:
         partitions.append(("date", "<=", _day(end)))
         rows &= ds.field("bar_start") < end
-    delta = open_table(settings, gold_table(interval, across_venues), as_of)
-    return _sorted_bars(_scan(delta, partitions, rows), across_venues)
+    table = gold_table(interval, across_venues)
+    bars = _scan(settings, table, open_table(settings, table, as_of), partitions, rows)
+    return _sorted_bars(bars, across_venues)
 
 
 def _day(moment: pa.TimestampScalar) -> date:
@@ -184,7 +198,8 @@ def read_newest_bars(settings: Settings, interval: str = "1m", *, count: int) ->
     """The per-exchange bars of the newest ``date`` partitions that hold ``count`` bars of ``interval`` back from the
     newest day (500 1m bars: that day and the one before), oldest first: what a chart of the newest bars shows,
     without reading older days. The newest day is the lake's, not today: a replayed recording's bars are old."""
-    delta = open_table(settings, gold_table(interval))
+    table = gold_table(interval)
+    delta = open_table(settings, table)
     if delta is None:
         return pa.table({})
     with _store_errors():
@@ -192,7 +207,8 @@ def read_newest_bars(settings: Settings, interval: str = "1m", *, count: int) ->
     if not days:
         return pa.table({})
     span = math.ceil(count * duration_seconds(BAR_INTERVALS[interval]) / timedelta(days=1).total_seconds())
-    return _sorted_bars(_scan(delta, [("date", ">=", max(days) - timedelta(days=span))], None), False)
+    newest = _scan(settings, table, delta, [("date", ">=", max(days) - timedelta(days=span))], None)
+    return _sorted_bars(newest, False)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
+from pyarrow import fs
 
 from core.settings import Settings
 from cryptolake import lake
@@ -76,4 +77,5 @@ def write_gold(
 def local_lake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings whose lake is the folder ``tmp_path/<bucket>``: delta-rs reads a local table as it reads one in S3."""
     monkeypatch.setattr(lake, "table_uri", lambda settings, table: str(tmp_path / settings.lake_bucket / table))
+    monkeypatch.setattr(lake, "filesystem", lambda _settings: fs.SubTreeFileSystem(str(tmp_path), fs.LocalFileSystem()))
     return Settings()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from deltalake import DeltaTable
-from pyarrow import fs
 
 from bench.commits import TIME, CommitWatcher, Watch
 from core.settings import Settings
@@ -16,10 +14,10 @@ from tests.lakes import bar, write_gold
 NOON = datetime(2026, 11, 21, 12, tzinfo=UTC)
 
 
-def test_each_version_with_new_rows_is_a_commit_at_its_commit_time(local_lake: Settings, tmp_path: Path) -> None:
+def test_each_version_with_new_rows_is_a_commit_at_its_commit_time(local_lake: Settings) -> None:
     table = "gold/bars_1m"
     watcher = CommitWatcher(local_lake, {table: Watch("bar_end", ("exchange",))})  # polled by hand, not started
-    store = fs.SubTreeFileSystem(str(tmp_path), fs.LocalFileSystem())  # the folder local_lake puts the bucket in
+    store = lake.filesystem(local_lake)  # the folder local_lake puts the bucket in
     watcher._poll(store, table, watcher.tables[table])
     assert watcher.commits[table] == []  # no table yet
 
