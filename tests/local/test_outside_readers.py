@@ -9,10 +9,12 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import duckdb
 import pytest
 from deltalake import DeltaTable
+from pyarrow import fs
 
 from core.layers import QUARANTINE_TABLE
 from core.settings import Settings
@@ -51,7 +53,18 @@ def test_duckdb_reads_gold_through_the_delta_log(lake_settings: Settings) -> Non
         "AWS_ALLOW_HTTP": "true",
     }
     gold = DeltaTable(f"s3://{lake_settings.lake_bucket}/gold/bars_1m", storage_options=storage)
-    bars = duckdb.from_arrow(gold.to_pyarrow_dataset(file_pruning_predicate=[("symbol", "=", "BTC-USDT")]))
+    endpoint = urlsplit(lake_settings.s3_endpoint)
+    s3 = fs.S3FileSystem(
+        access_key=lake_settings.s3_access_key,
+        secret_key=lake_settings.s3_secret_key,
+        endpoint_override=endpoint.netloc,
+        scheme=endpoint.scheme,
+    )
+    btc = gold.to_pyarrow_dataset(
+        file_pruning_predicate=[("symbol", "=", "BTC-USDT")],
+        filesystem=fs.SubTreeFileSystem(f"{lake_settings.lake_bucket}/gold/bars_1m", s3),
+    )
+    bars = duckdb.from_arrow(btc)
     complete = bars.query("bars", "SELECT bar_start, exchange, close FROM bars WHERE complete ORDER BY bar_start")
     got = complete.arrow().read_all().to_pylist()
 
