@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
 
-from core.layers import QUARANTINE_TABLE
+from core.layers import LAYERS, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings
 from cryptolake import lake
 from tests.lakes import bar, write_gold
@@ -171,3 +171,21 @@ def test_storage_options_address_minio_by_path_over_plain_http() -> None:
     assert options["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000" and options["AWS_ALLOW_HTTP"] == "true"
     assert options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] == "false"
     assert lake.storage_options(Settings(s3_endpoint="https://s3.example.com"))["AWS_ALLOW_HTTP"] == "false"
+
+
+def test_reset_deletes_a_layers_tables_and_checkpoints_and_nothing_else(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)], "gold/bars_1m_all_venues")
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)], SILVER_TABLE)
+    bucket = _folder(local_lake).parents[1]
+    for query in ("gold_1m", "silver"):
+        commits = bucket / local_lake.checkpoint_key(query) / "commits"
+        commits.mkdir(parents=True)
+        (commits / "0").write_text("v1")
+
+    deleted = lake.reset(local_lake, LAYERS["gold"])
+
+    assert "s3://lakehouse/gold/bars_1m" in deleted and "s3://lakehouse/_checkpoints/gold_1m" in deleted
+    left = {p.relative_to(bucket).parts[:2] for p in bucket.rglob("*") if p.is_file()}
+    assert left == {("silver", "trades"), ("_checkpoints", "silver")}
+    assert lake.read_bars(local_lake).num_rows == 0 and lake.count_rows(local_lake, SILVER_TABLE) == 1
