@@ -30,11 +30,13 @@ LOG_DIR = "_delta_log"
 class Watch:
     """What to read of a table's new rows: a timestamp column, and columns naming the row's series.
 
-    A partitioned table's partition values (the date aside) come as columns too: gold's ``symbol``.
+    A partitioned table's partition values (the date aside) come as columns too: gold's ``symbol``. ``complete``
+    keeps only the rows whose ``complete`` column is true: gold writes a bar while it forms, and again when complete.
     """
 
     time: str
     keys: tuple[str, ...] = ()
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,9 +83,9 @@ class CommitWatcher(threading.Thread):
                 return
             self._next_version[table] += 1
             at, added = commit_actions(actions)
-            if added:
-                rows = pa.concat_tables([_read(s3, f"{root}/{path}", partition, watch) for path, partition in added])
-                self.commits[table].append(Commit(at, rows))
+            rows = [_read(s3, f"{root}/{path}", partition, watch) for path, partition in added]
+            if sum(part.num_rows for part in rows):
+                self.commits[table].append(Commit(at, pa.concat_tables(rows)))
 
 
 def commit_actions(actions: list[dict[str, Any]]) -> tuple[float, list[tuple[str, dict[str, str]]]]:
@@ -100,7 +102,10 @@ def commit_actions(actions: list[dict[str, Any]]) -> tuple[float, list[tuple[str
 
 
 def _read(s3: fs.FileSystem, path: str, partition: dict[str, str], watch: Watch) -> pa.Table:
-    part = pq.read_table(path, columns=[watch.time, *watch.keys], filesystem=s3)
+    flag = ["complete"] if watch.complete else []
+    part = pq.read_table(path, columns=[watch.time, *watch.keys, *flag], filesystem=s3)
+    if watch.complete:
+        part = part.filter(part["complete"])
     columns = {TIME: pc.cast(part[watch.time], pa.int64()), **{k: part[k] for k in watch.keys}}
     for name, value in partition.items():
         if name != "date":

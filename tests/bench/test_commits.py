@@ -35,3 +35,14 @@ def test_each_version_with_new_rows_is_a_commit_at_its_commit_time(local_lake: S
     assert commits[1].rows[TIME].to_pylist() == [end_us + 60_000_000]
     watcher._poll(store, table, watcher.tables[table])
     assert len(watcher.commits[table]) == 2, "a version is read once"
+
+
+def test_a_bar_is_seen_once_complete_not_while_it_forms(local_lake: Settings) -> None:
+    table = "gold/bars_1m"
+    watcher = CommitWatcher(local_lake, {table: Watch("bar_end", ("exchange",), complete=True)})
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "100", complete=False)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "101")], mode="overwrite")
+    watcher._poll(lake.filesystem(local_lake), table, watcher.tables[table])
+
+    completed = lake.history(local_lake, table)[0]
+    assert [(c.at, c.rows.num_rows) for c in watcher.commits[table]] == [(completed.timestamp.timestamp(), 1)]
