@@ -106,3 +106,13 @@ def test_the_command_reads_earlier_versions_and_the_history_in_s3(lake_settings:
     assert json.loads(_cli(lake_settings, "bars", "BTC-USDT", "--as-of", moment, "--json")) == then
     assert lake.count_rows(lake_settings, QUARANTINE_TABLE) == 4
     assert lake.read_newest_bars(lake_settings, count=500)["close"].to_pylist() == [Decimal(now["close"])]
+
+
+def test_as_of_a_time_reads_the_version_committed_then_among_many(lake_settings: Settings) -> None:
+    for close in range(100, 116):  # past delta-rs' own resolution of a time, which missed by up to ten versions
+        write_gold(lake_settings, [bar("binance", "BTC-USDT", NOON, str(close))], mode="overwrite")
+    versions = lake.history(lake_settings, "gold/bars_1m")
+
+    for version in versions:
+        bars = lake.read_bars(lake_settings, as_of=version.timestamp)
+        assert bars["close"].to_pylist() == [Decimal(100 + version.version)], version
