@@ -1,8 +1,9 @@
-"""When rows become visible in the lake: each sink commit, with the time of the rows it made visible.
+"""When rows become visible in the lake: each Delta commit, with the time of the rows it made visible.
 
-A file sink's batch becomes visible to readers (``cryptolake.lake``, silver, gold) the moment its ``_spark_metadata``
-log file for that batch exists; that object's Last-Modified time is the commit time. A background thread lists each
-watched table's log, and for every new batch reads a time column and a few key columns of the files it added.
+A Delta table's version becomes visible to readers (``cryptolake.lake``, silver, gold) the moment its log file
+``_delta_log/<version>.json`` exists; the commit's time is the ``timestamp`` of its ``commitInfo``. A background
+thread reads each watched table's next log file as it appears, and reads a time column and a few key columns of the
+files that version added with new data (a compaction's files hold rows already visible).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
@@ -21,17 +23,20 @@ from core.settings import Settings
 from cryptolake import lake
 
 TIME = "t"  # the watched time column, as microseconds since the epoch
+LOG_DIR = "_delta_log"
 
 
 @dataclass(frozen=True)
 class Watch:
     """What to read of a table's new rows: a timestamp column, and columns naming the row's series.
 
-    A partitioned table's partition values (the date aside) come as columns too: gold's ``symbol``.
+    A partitioned table's partition values (the date aside) come as columns too: gold's ``symbol``. ``complete``
+    keeps only the rows whose ``complete`` column is true: gold writes a bar while it forms, and again when complete.
     """
 
     time: str
     keys: tuple[str, ...] = ()
+    complete: bool = False
 
 
 @dataclass(frozen=True)
@@ -50,8 +55,7 @@ class CommitWatcher(threading.Thread):
         self.interval = interval
         self.commits: dict[str, list[Commit]] = {table: [] for table in tables}
         self.error: BaseException | None = None
-        self._seen_batches: dict[str, set[str]] = {table: set() for table in tables}
-        self._seen_files: set[str] = set()
+        self._next_version = dict.fromkeys(tables, 0)
         self._halt = threading.Event()
 
     def run(self) -> None:
@@ -69,41 +73,42 @@ class CommitWatcher(threading.Thread):
         self.join()
 
     def _poll(self, s3: fs.FileSystem, table: str, watch: Watch) -> None:
-        log_dir = f"{self.settings.lake_bucket}/{table}/{lake.METADATA_DIR}"
-        infos = s3.get_file_info(fs.FileSelector(log_dir, allow_not_found=True))
-        new = [
-            i
-            for i in infos
-            if i.is_file and i.base_name.removesuffix(".compact").isdigit() and i.path not in self._seen_batches[table]
-        ]
-        for info in sorted(new, key=lambda i: int(i.base_name.removesuffix(".compact"))):
-            self._seen_batches[table].add(info.path)
-            files = [f for f in self._added_files(s3, info.path) if f not in self._seen_files]
-            self._seen_files.update(files)
-            # A compact file lists the batches before it too: only files not seen before are this batch's.
-            if files:
-                rows = pa.concat_tables([_read(s3, f, watch) for f in files])
-                self.commits[table].append(Commit(info.mtime.timestamp(), rows))
-
-    @staticmethod
-    def _added_files(s3: fs.FileSystem, path: str) -> list[str]:
-        with s3.open_input_stream(path) as stream:
-            lines = stream.read().decode().splitlines()
-        out = []
-        for line in lines[1:]:  # the first line is the log format version
-            entry = json.loads(line)
-            if entry["action"] == "add":
-                uri = urlsplit(entry["path"])
-                out.append(f"{uri.netloc}{unquote(uri.path)}")
-        return out
+        """Every version committed since the last poll, in order: versions are numbered without gaps."""
+        root = f"{self.settings.lake_bucket}/{table}"
+        while True:
+            try:
+                with s3.open_input_stream(f"{root}/{LOG_DIR}/{self._next_version[table]:020d}.json") as stream:
+                    actions = [json.loads(line) for line in stream.read().decode().splitlines() if line]
+            except FileNotFoundError:
+                return
+            self._next_version[table] += 1
+            at, added = commit_actions(actions)
+            rows = [_read(s3, f"{root}/{path}", partition, watch) for path, partition in added]
+            if sum(part.num_rows for part in rows):
+                self.commits[table].append(Commit(at, pa.concat_tables(rows)))
 
 
-def _read(s3: fs.FileSystem, path: str, watch: Watch) -> pa.Table:
-    part = pq.read_table(path, columns=[watch.time, *watch.keys], filesystem=s3)
+def commit_actions(actions: list[dict[str, Any]]) -> tuple[float, list[tuple[str, dict[str, str]]]]:
+    """A version's commit time (epoch seconds) and the files it added with new rows, each with its partition
+    values; paths relative to the table, decoded."""
+    at = next(a["commitInfo"]["timestamp"] for a in actions if "commitInfo" in a) / 1000
+    added = []
+    for action in actions:
+        add = action.get("add")
+        if add is not None and add.get("dataChange", True):
+            uri = urlsplit(add["path"])  # relative, URL-encoded; absolute only in shallow clones, which we never make
+            added.append((unquote(uri.path), dict(add.get("partitionValues") or {})))
+    return at, added
+
+
+def _read(s3: fs.FileSystem, path: str, partition: dict[str, str], watch: Watch) -> pa.Table:
+    flag = ["complete"] if watch.complete else []
+    part = pq.read_table(path, columns=[watch.time, *watch.keys, *flag], filesystem=s3)
+    if watch.complete:
+        part = part.filter(part["complete"])
     columns = {TIME: pc.cast(part[watch.time], pa.int64()), **{k: part[k] for k in watch.keys}}
-    for directory in path.split("/")[:-1]:
-        name, sep, value = directory.partition("=")
-        if sep and name != "date":
+    for name, value in partition.items():
+        if name != "date":
             columns[name] = pa.array([value] * part.num_rows, pa.string())
     return pa.table(columns)
 

@@ -1,10 +1,10 @@
-"""Floor: the same Kafka records read with confluent-kafka and written as Parquet with pyarrow, as fast as it goes.
+"""Floor: the same Kafka records read with confluent-kafka and appended to Delta tables with delta-rs, flat out.
 
 Bronze's work with nothing else: every record of the topic, with its key, value, headers and Kafka metadata, into
-Parquet files (snappy, as Spark writes them) of up to ``FILE_RECORDS`` rows in MinIO. One worker process per core,
-each on its share of the partitions, as Spark's ``local[N]`` runs one task per partition and core. Timed from the
-first read to the last file closed; the workers start reading together once all are up (start-up excluded, as the
-layers' JVM start-up is).
+a Delta table in MinIO, one commit of up to ``FILE_RECORDS`` rows at a time. One worker process per core, each on its
+share of the partitions and with a table of its own (one writer per table, as each layer is), as Spark's
+``local[N]`` runs one task per partition and core. Timed from the first read to the last commit; the workers start
+reading together once all are up (start-up excluded, as the layers' JVM start-up is).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from multiprocessing import get_context
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from deltalake import write_deltalake
 
 from core.settings import Settings
 from cryptolake import lake
@@ -64,7 +64,8 @@ def _table(messages: list[Message]) -> pa.Table:
 
 
 def _copy(settings: Settings, partitions: list[int], prefix: str, go_at: float) -> Part:
-    """From ``go_at`` on, read ``partitions`` of the topic to their end and write them as Parquet under ``prefix``."""
+    """From ``go_at`` on, read ``partitions`` of the topic to their end and append them to a Delta table of this
+    worker's under ``prefix``."""
     consumer = Consumer(
         {
             "bootstrap.servers": settings.kafka_bootstrap,
@@ -77,9 +78,9 @@ def _copy(settings: Settings, partitions: list[int], prefix: str, go_at: float) 
     ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in partitions}
     todo = {p for p, end in ends.items() if end > 0}
     consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in todo])
-    s3 = lake.filesystem(settings)
+    table = f"{prefix}/worker-{os.getpid()}"
     pending: list[Message] = []
-    records = files = 0
+    records = 0
     time.sleep(max(0.0, go_at - time.time()))
     start = time.time()
     while todo or pending:
@@ -92,9 +93,8 @@ def _copy(settings: Settings, partitions: list[int], prefix: str, go_at: float) 
                 todo.discard(partition)
         pending += batch
         if len(pending) >= FILE_RECORDS or (pending and not todo):
-            pq.write_table(_table(pending), f"{prefix}/part-{os.getpid()}-{files}.parquet", filesystem=s3)
+            write_deltalake(table, _table(pending), mode="append", storage_options=lake.storage_options(settings))
             records += len(pending)
-            files += 1
             pending = []
     consumer.close()
     return Part(records, start, time.time())
@@ -112,10 +112,11 @@ class Floor:
 
 
 def run(settings: Settings, workers: int) -> Floor:
-    """Copy the whole of ``settings.kafka_topic`` into ``settings.lake_bucket``/floor with ``workers`` processes."""
+    """Copy the whole of ``settings.kafka_topic`` into Delta tables under ``settings.lake_bucket``/floor with
+    ``workers`` processes."""
     partitions = _topic_partitions(settings)
     shares = [partitions[i::workers] for i in range(workers)]
-    prefix = f"{settings.lake_bucket}/floor/{uuid.uuid4().hex[:8]}"
+    prefix = lake.table_uri(settings, f"floor/{uuid.uuid4().hex[:8]}")
     go_at = time.time() + WORKER_START_S
     # spawn: this process has threads (the memory sampler, librdkafka's), which fork would copy half-way.
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:

@@ -4,9 +4,10 @@ One pipeline runs every rate in turn (500 then 5,000 trades/s by default), ``sec
 the rows and bars of its window (its first ``settle`` seconds left out, while the pipeline adjusts to the new rate):
 
 - silver: from a trade's event time to the commit of the silver batch holding it;
-- gold: from a bar's end to the commit of the gold batch holding it (1m bars per venue and across venues, 5m bars).
+- gold: from a bar's end to the commit of the gold batch holding it complete (1m bars per venue and across venues,
+  5m bars).
 
-Visibility is the sink's commit (see bench/commits.py): readers of committed files see the rows from that instant.
+Visibility is the table's commit (see bench/commits.py): readers of the log see the rows from that instant.
 The trades expected are those sent; the bars expected are those silver's trades fall in. After the last rate the
 load goes on for ``TAIL_S`` (so the last window's bars can close), then the lake is given up to ``CATCH_UP_S`` to show
 everything expected; what it still does not show is counted as unseen (a percentile among unseen ones is null).
@@ -44,9 +45,11 @@ GOLD = {  # table -> bar width in seconds, columns naming a bar's series
 # The tables the gold freshness figure is over: the 1m bars. 5m bars are rolled up from them and come a minute later
 # by design (jobs/gold.py, ``rollup``); they are reported apart, under ``gold_by_table``.
 GOLD_1M = (gold_table("1m"), gold_table("1m", across_venues=True))
+# Gold's symbol is a partition: it comes with the path. A bar counts once complete, not while it forms.
 WATCHED = {SILVER_TABLE: Watch("event_time", VENUE_KEYS)} | {
-    table: Watch("bar_end", ("exchange",) if "exchange" in keys else ()) for table, (_, keys) in GOLD.items()
-}  # gold's symbol is a partition: it comes with the path
+    table: Watch("bar_end", ("exchange",) if "exchange" in keys else (), complete=True)
+    for table, (_, keys) in GOLD.items()
+}
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
-"""The ``cryptolake`` command: set up and run the local stack, stop it, read gold bars."""
+"""The ``cryptolake`` command: set up and run the local stack, stop it, read gold bars and the tables' history."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import json
 import logging
@@ -11,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -145,21 +146,47 @@ def speed(text: str) -> str:
     return text
 
 
-def iso_time(text: str) -> pa.TimestampScalar:
-    """An argument's ISO 8601 time, UTC unless it names its zone; a usage error if it is none."""
+ISO_EXAMPLES = "such as 2026-11-21, 2026-11-21T12:00 or 2026-11-21T12:00:00Z"
+
+
+def _moment(text: str) -> datetime | None:
+    """``text`` as an ISO 8601 time, UTC unless it names its zone; None if it is none."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 time, such as 2026-11-21, 2026-11-21T12:00 or 2026-11-21T12:00:00Z"
-        ) from None
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def iso_time(text: str) -> pa.TimestampScalar:
+    """An argument's ISO 8601 time, UTC unless it names its zone; a usage error if it is none."""
+    moment = _moment(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, {ISO_EXAMPLES}")
     return pa.scalar(moment, pa.timestamp("us", "UTC"))
+
+
+def as_of(text: str) -> lake.AsOf:
+    """``--as-of``: a table version's number, or an ISO 8601 time (the newest version committed by then)."""
+    if text.isdigit():
+        return int(text)
+    moment = _moment(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a version number nor an ISO 8601 time, {ISO_EXAMPLES}")
+    return moment
+
+
+def positive(text: str) -> int:
+    if not text.isdigit() or int(text) == 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 BAR_FIELDS = (
     *("exchange", "symbol", "bar_start", "open", "high", "low", "close", "volume", "quote_volume", "vwap"),
-    *("trades", "buy_volume", "sell_volume"),
+    *("trades", "buy_volume", "sell_volume", "complete"),
 )
+TABLES = tuple(table for layer in LAYERS.values() for table in layer.tables)
 
 
 def _json_value(value: Any) -> Any:
@@ -179,6 +206,7 @@ def _bars(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
         across_venues=args.all_venues,
         start=args.start,
         end=args.end,
+        as_of=args.as_of,
     )
     rows: list[dict[str, Any]] = bars.to_pylist()
     for row in rows:
@@ -189,7 +217,10 @@ def _bars(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
 def _no_bars(args: argparse.Namespace) -> int:
     venue = " across venues" if args.all_venues else f" on {args.exchange}" if args.exchange else ""
     when = " in that time range" if args.start is not None or args.end is not None else ""
-    print(f"error: no {args.interval} bars of {args.symbol}{venue}{when} in the lake yet", file=sys.stderr)
+    version = "" if args.as_of is None else f" as of {args.as_of}"
+    print(
+        f"error: no {args.interval} bars of {args.symbol}{venue}{when} in the lake{version or ' yet'}", file=sys.stderr
+    )
     return 1
 
 
@@ -204,7 +235,8 @@ def cmd_bars(settings: Settings, args: argparse.Namespace) -> int:
 def _bar_line(bar: dict[str, Any]) -> str:
     return (
         f"{bar['bar_start']:%Y-%m-%d %H:%M} {bar['exchange']:<9} {bar['symbol']:<10} O {bar['open']} "
-        f"H {bar['high']} L {bar['low']} C {bar['close']} V {bar['volume']} vwap {bar['vwap']:.8g} n {bar['trades']}"
+        f"H {bar['high']} L {bar['low']} C {bar['close']} V {bar['volume']} vwap {bar['vwap']:.8g} n {bar['trades']} "
+        + ("complete" if bar["complete"] else "forming")
     )
 
 
@@ -216,24 +248,24 @@ def _print_rows(
         print(json.dumps({k: _json_value(row[k]) for k in fields}) if as_json else line(row))
 
 
-LATE_FIELDS = ("exchange", "symbol", "trade_id", "price", "size", "side", "event_time", "bar_start", "silver_time")
+HISTORY_FIELDS = ("version", "timestamp", "operation", "parameters", "metrics")
 
 
-def cmd_late(settings: Settings, args: argparse.Namespace) -> int:
-    late = lake.read_late_trades(settings, args.interval, across_venues=args.all_venues).to_pylist()
-    chosen = [t for t in late if args.symbol in (None, t["symbol"]) and args.exchange in (None, t["exchange"])]
-    _print_rows(chosen, LATE_FIELDS, args.json, _late_line)
-    if not chosen:
-        print(f"no late trades for the {args.interval} bars{' across venues' if args.all_venues else ''}")
+def cmd_history(settings: Settings, args: argparse.Namespace) -> int:
+    versions = lake.history(settings, args.table, args.limit)
+    if not versions:
+        print(f"error: {args.table} has no version in the lake yet", file=sys.stderr)
+        return 1
+    for version in versions:
+        if args.json:
+            row = dataclasses.asdict(version)
+            print(json.dumps({**row, "timestamp": version.timestamp.isoformat(timespec="milliseconds")}))
+        else:
+            print(
+                f"{version.version:>7}  {version.timestamp:%Y-%m-%d %H:%M:%S}  {version.operation:<18} "
+                f"{version.summary()}".rstrip()
+            )
     return 0
-
-
-def _late_line(trade: dict[str, Any]) -> str:
-    return (
-        f"{trade['event_time']:%Y-%m-%d %H:%M:%S.%f} {trade['exchange']:<9} {trade['symbol']:<10} "
-        f"id {trade['trade_id']} P {trade['price']} S {trade['size']} missed its bar "
-        f"{trade['bar_start']:%H:%M} (in silver at {trade['silver_time']:%H:%M:%S})"
-    )
 
 
 def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
@@ -280,11 +312,18 @@ def _bar_selection(command: argparse.ArgumentParser) -> None:
     command.add_argument("--interval", default="1m", choices=tuple(BAR_INTERVALS))
     command.add_argument("--start", type=iso_time, help="ISO 8601 time, inclusive (UTC unless it names its zone)")
     command.add_argument("--end", type=iso_time, help="ISO 8601 time, exclusive")
+    command.add_argument(
+        "--as-of",
+        type=as_of,
+        metavar="VERSION|TIME",
+        help="the table as it was: a version number (see history), or an ISO 8601 time (its newest version then)",
+    )
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="cryptolake", description="Set up and run the local stack, stop it, read the gold bars it wrote."
+        prog="cryptolake",
+        description="Set up and run the local stack, stop it, read the gold bars it wrote and the tables' history.",
     )
     commands = root.add_subparsers(dest="command", required=True)
     commands.add_parser("setup", help="install Kafka, MinIO and the Spark jars (once)").set_defaults(func=cmd_setup)
@@ -306,13 +345,13 @@ def parser() -> argparse.ArgumentParser:
     _bar_selection(bars)
     bars.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
     bars.set_defaults(func=cmd_bars)
-    late = commands.add_parser("late", help="list silver trades that came too late for their gold bar")
-    late.add_argument("symbol", nargs="?", help="canonical symbol, e.g. BTC-USDT (default: every symbol)")
-    late.add_argument("--exchange", help="one exchange only")
-    late.add_argument("--all-venues", action="store_true", help="late for the bars pooling every exchange")
-    late.add_argument("--interval", default="1m", choices=tuple(BAR_INTERVALS))
-    late.add_argument("--json", action="store_true", help="one JSON object per line, decimals as strings")
-    late.set_defaults(func=cmd_late)
+    history_command = commands.add_parser(
+        "history", help="list a lake table's versions, newest first: its writes, restatements and compactions"
+    )
+    history_command.add_argument("table", choices=TABLES, metavar="TABLE", help=f"one of {', '.join(TABLES)}")
+    history_command.add_argument("--limit", type=positive, default=20, help="the newest N versions (default 20)")
+    history_command.add_argument("--json", action="store_true", help="one JSON object per version")
+    history_command.set_defaults(func=cmd_history)
     chart_command = commands.add_parser("chart", help="write the dashboard's charts of gold bars as one HTML file")
     _bar_selection(chart_command)
     chart_command.add_argument("--out", type=Path, help="HTML file to write (default: SYMBOL-INTERVAL.html)")
@@ -328,7 +367,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # Commands that read or write the lake in MinIO.
-LAKE_COMMANDS = ("bars", "late", "chart", "reset", "dashboard")
+LAKE_COMMANDS = ("bars", "history", "chart", "reset", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,20 +1,35 @@
-"""Reading the lake's tables outside Spark, with pyarrow: only files the sink committed count."""
+"""Reading the lake's Delta tables outside Spark, through delta-rs: a table is what its ``_delta_log`` commits.
+
+A table's folder also holds files of versions a later commit replaced (a restated bar, a compaction) and of writes
+that never committed: only the log says which files make a version, so every read here goes through it.
+"""
 
 from __future__ import annotations
 
-import json
+import contextlib
+import math
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.dataset as ds
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError, TableNotFoundError
 from pyarrow import fs
 
-from core.layers import BAR_INTERVALS, ROLLUP_INTERVALS, SILVER_TABLE, Layer, gold_query, gold_table
+from core.layers import BAR_INTERVALS, Layer, gold_table
 from core.settings import Settings, duration_seconds
 
-METADATA_DIR = "_spark_metadata"
+# A version number, or a moment: the newest version committed at or before it.
+AsOf = int | datetime
+# Whatever reading the lake may raise: the store unreachable, or a log delta-rs cannot read.
+READ_ERRORS = (OSError, DeltaError)
+# Where a moment is looked up: the newest commits first, this many, then four times more, ... (each is a log read).
+HISTORY_PAGE = 16
 
 
 def filesystem(settings: Settings) -> fs.S3FileSystem:
@@ -28,67 +43,121 @@ def filesystem(settings: Settings) -> fs.S3FileSystem:
     )
 
 
-@dataclass(frozen=True)
-class DataFile:
-    path: str  # bucket/key, as pyarrow's S3 filesystem wants it
-    partition: dict[str, str]
+def storage_options(settings: Settings) -> dict[str, str]:
+    """delta-rs' S3 options for the lake's endpoint and keys."""
+    return {
+        "AWS_ENDPOINT_URL": settings.s3_endpoint,
+        "AWS_ACCESS_KEY_ID": settings.s3_access_key,
+        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key,
+        "AWS_REGION": settings.s3_region,
+        "AWS_ALLOW_HTTP": str(urlsplit(settings.s3_endpoint).scheme == "http").lower(),
+        # MinIO serves a bucket under the endpoint's path, not as a host name of its own.
+        "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "false",
+    }
 
 
-def committed_files(s3: fs.FileSystem, bucket: str, table: str) -> list[DataFile]:
-    """Files of ``table`` that its file sink's ``_spark_metadata`` log lists as added and not deleted.
-
-    The log holds one file per batch and, every few batches, a ``N.compact`` file that holds all entries up to N: read
-    the newest compact file and the batches after it. Files written by a batch that never committed are not listed.
-    """
-    log_dir = f"{bucket}/{table}/{METADATA_DIR}"
-    infos = s3.get_file_info(fs.FileSelector(log_dir, allow_not_found=True))
-    batches: dict[int, str] = {}
-    for info in infos:
-        name = info.base_name
-        stem = name.removesuffix(".compact")
-        if info.is_file and stem.isdigit() and not name.startswith("."):
-            batches[int(stem)] = info.path
-    compacted = [b for b, path in batches.items() if path.endswith(".compact")]
-    first = max(compacted, default=0)
-    added: dict[str, DataFile] = {}
-    for batch in sorted(b for b in batches if b >= first):
-        with s3.open_input_stream(batches[batch]) as stream:
-            lines = stream.read().decode().splitlines()
-        for line in lines[1:]:  # the first line is the log format version
-            entry = json.loads(line)
-            uri = urlsplit(entry["path"])
-            path = f"{uri.netloc}{unquote(uri.path)}"
-            if entry["action"] == "delete":
-                added.pop(path, None)
-            else:
-                added[path] = DataFile(path, _partition_values(path))
-    return list(added.values())
+def table_uri(settings: Settings, table: str) -> str:
+    return f"s3://{settings.lake_bucket}/{table}"
 
 
-def _partition_values(path: str) -> dict[str, str]:
-    return dict(part.split("=", 1) for part in path.split("/")[:-1] if "=" in part)
+def _one_line(message: str) -> str:
+    """delta-rs' error text without its colours and indented causes, on one line."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", message)
+    return " ".join(line.strip().removeprefix("↳").strip() for line in plain.splitlines() if line.strip())
+
+
+@contextlib.contextmanager
+def _store_errors() -> Iterator[None]:
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(_one_line(str(exc))) from None
+
+
+def open_table(settings: Settings, table: str, as_of: AsOf | None = None) -> DeltaTable | None:
+    """``table`` at its newest version, or at ``as_of``; None before its first commit."""
+    with _store_errors():
+        try:
+            delta = DeltaTable(table_uri(settings, table), storage_options=storage_options(settings))
+        except TableNotFoundError:
+            return None
+        if as_of is not None:
+            # Not DeltaTable(uri, version=N): reading that one aborts the interpreter at its exit (delta-rs 1.6.6).
+            delta.load_as_version(_version(delta, table, as_of))
+    return delta
+
+
+def _version(delta: DeltaTable, table: str, as_of: AsOf) -> int:
+    newest = delta.version()
+    if isinstance(as_of, int):
+        if not 0 <= as_of <= newest:
+            raise ValueError(f"{table} has no version {as_of}: its newest is {newest}")
+        return as_of
+    # From the commits' own times, as history shows them. Not load_as_version(moment): on MinIO, delta-rs 1.6.6 loaded
+    # version 14 for the commit time of version 4 (and 153 for 150's), and it loads the oldest version for a moment
+    # before it, where Spark refuses: so do we.
+    moment = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    limit = HISTORY_PAGE
+    while True:
+        versions = [_table_version(entry) for entry in delta.history(limit)]
+        found = next((v.version for v in versions if v.timestamp <= moment), None)
+        if found is not None:
+            return found
+        if len(versions) < limit:
+            oldest = f": its oldest is version {versions[-1].version}, of {versions[-1].timestamp}" if versions else ""
+            raise ValueError(f"{table} has no version as of {moment}{oldest}")
+        limit *= 4
+
+
+def _data_files(settings: Settings, table: str) -> fs.FileSystem:
+    """pyarrow's own S3 filesystem, rooted at ``table``, to read the data files the log names. Not delta-rs' default,
+    a Python filesystem: pyarrow's reader threads call back into Python through it, and one still reading when the
+    interpreter exits aborts it (exit code 134, in about one read of ten with delta-rs 1.6.6)."""
+    return fs.SubTreeFileSystem(f"{settings.lake_bucket}/{table}", filesystem(settings))
+
+
+def _scan(
+    settings: Settings,
+    table: str,
+    delta: DeltaTable | None,
+    partition_filter: Sequence[tuple[str, str, Any]] | None,
+    rows: ds.Expression | None,
+) -> pa.Table:
+    if delta is None:
+        return pa.table({})
+    partitions = list(partition_filter or ())
+    others = {column for column, _, _ in partitions} - set(delta.metadata().partition_columns)
+    if others:
+        raise ValueError(f"{', '.join(sorted(others))}: not partition columns of {table}")
+    with _store_errors():
+        # The log's partition values choose the files: other partitions' files are never opened.
+        dataset = delta.to_pyarrow_dataset(
+            file_pruning_predicate=partitions or None, filesystem=_data_files(settings, table)
+        )
+        return dataset.to_table(filter=rows)
 
 
 def read_table(
-    settings: Settings, table: str, partition_filter: dict[str, str] | None = None, s3: fs.FileSystem | None = None
+    settings: Settings,
+    table: str,
+    partition_filter: Sequence[tuple[str, str, Any]] | None = None,
+    as_of: AsOf | None = None,
 ) -> pa.Table:
-    """A table's committed rows, with its partition columns; ``partition_filter`` skips other partitions' files."""
-    s3 = s3 or filesystem(settings)
-    wanted = partition_filter or {}
-    files = [
-        f
-        for f in committed_files(s3, settings.lake_bucket, table)
-        if all(f.partition.get(k) == v for k, v in wanted.items())
-    ]
-    parts = []
-    for data_file in files:
-        part = pq.read_table(data_file.path, filesystem=s3)
-        for key, value in data_file.partition.items():
-            part = part.append_column(key, pa.array([value] * part.num_rows, pa.string()))
-        parts.append(part)
-    if not parts:
-        return pa.table({})
-    return pa.concat_tables(parts, promote_options="default")
+    """A table's rows at its newest version (or ``as_of``), with its partition columns; none before its first commit.
+
+    ``partition_filter`` holds ``(column, op, value)`` on partition columns only, e.g. ``[("date", ">=", day)]``: the
+    files of other partitions are not read.
+    """
+    return _scan(settings, table, open_table(settings, table, as_of), partition_filter, None)
+
+
+def _sorted_bars(bars: pa.Table, across_venues: bool) -> pa.Table:
+    if bars.num_rows == 0:
+        return bars
+    order = [("bar_start", "ascending"), ("symbol", "ascending")]
+    if not across_venues:
+        order.append(("exchange", "ascending"))
+    return bars.sort_by(order)
 
 
 def read_bars(
@@ -100,82 +169,95 @@ def read_bars(
     across_venues: bool = False,
     start: pa.TimestampScalar | None = None,
     end: pa.TimestampScalar | None = None,
+    as_of: AsOf | None = None,
 ) -> pa.Table:
-    """Gold bars, oldest first: one symbol or all, optionally one exchange and bar_start in [start, end)."""
-    table = gold_table(interval, across_venues)
-    bars = read_table(settings, table, {"symbol": symbol} if symbol else None)
-    if bars.num_rows == 0:
-        return bars
-    mask = pc.true_unless_null(bars["bar_start"])
+    """Gold bars, oldest first: one symbol or all, optionally one exchange and bar_start in [start, end).
+
+    Gold's ``date`` is the UTC day of ``bar_start``: a time range reads the days it spans only.
+    """
+    partitions: list[tuple[str, str, Any]] = [("symbol", "=", symbol)] if symbol else []
+    rows = ds.field("bar_start").is_valid()
     if exchange and not across_venues:
-        mask = pc.and_(mask, pc.equal(bars["exchange"], exchange))
+        rows &= ds.field("exchange") == exchange
     if start is not None:
-        mask = pc.and_(mask, pc.greater_equal(bars["bar_start"], start))
+        partitions.append(("date", ">=", _day(start)))
+        rows &= ds.field("bar_start") >= start
     if end is not None:
-        mask = pc.and_(mask, pc.less(bars["bar_start"], end))
-    order = [("bar_start", "ascending"), ("symbol", "ascending")]
-    if not across_venues:
-        order.append(("exchange", "ascending"))
-    return bars.filter(mask).sort_by(order)
+        partitions.append(("date", "<=", _day(end)))
+        rows &= ds.field("bar_start") < end
+    table = gold_table(interval, across_venues)
+    bars = _scan(settings, table, open_table(settings, table, as_of), partitions, rows)
+    return _sorted_bars(bars, across_venues)
 
 
-def committed_watermark(settings: Settings, query: str, s3: fs.FileSystem | None = None) -> int | None:
-    """The watermark (ms since the epoch) of ``query``'s newest committed batch, from its checkpoint; None before.
-
-    A batch evicts, and so emits, every bar that ends at or before its watermark: once the batch is committed, its
-    bars are in the table, and a trade of such a bar that had not reached gold by then never will count.
-    """
-    s3 = s3 or filesystem(settings)
-    checkpoint = f"{settings.lake_bucket}/{settings.checkpoint_key(query)}"
-    commits = s3.get_file_info(fs.FileSelector(f"{checkpoint}/commits", allow_not_found=True))
-    batches = [int(info.base_name) for info in commits if info.is_file and info.base_name.isdigit()]
-    if not batches:
-        return None
-    # An offsets file: its format version, then the batch's metadata (watermark, batch time, conf), then offsets.
-    with s3.open_input_stream(f"{checkpoint}/offsets/{max(batches)}") as stream:
-        metadata = json.loads(stream.read().decode().splitlines()[1])
-    return int(metadata["batchWatermarkMs"])
+def _day(moment: pa.TimestampScalar) -> date:
+    value: datetime = moment.as_py()
+    return (value.astimezone(UTC) if value.tzinfo else value).date()
 
 
-def read_late_trades(
-    settings: Settings, interval: str = "1m", *, across_venues: bool = False, s3: fs.FileSystem | None = None
-) -> pa.Table:
-    """Silver trades that came too late for their bar of ``interval``, with that bar's ``bar_start``.
+def read_newest_bars(settings: Settings, interval: str = "1m", *, count: int) -> pa.Table:
+    """The per-exchange bars of the newest ``date`` partitions that hold ``count`` bars of ``interval`` back from the
+    newest day (500 1m bars: that day and the one before), oldest first: what a chart of the newest bars shows,
+    without reading older days. The newest day is the lake's, not today: a replayed recording's bars are old."""
+    table = gold_table(interval)
+    delta = open_table(settings, table)
+    if delta is None:
+        return pa.table({})
+    with _store_errors():
+        days = {date.fromisoformat(p["date"]) for p in delta.partitions()}
+    if not days:
+        return pa.table({})
+    span = math.ceil(count * duration_seconds(BAR_INTERVALS[interval]) / timedelta(days=1).total_seconds())
+    newest = _scan(settings, table, delta, [("date", ">=", max(days) - timedelta(days=span))], None)
+    return _sorted_bars(newest, False)
 
-    Gold counts a trade in its bar only if the trade reaches gold before the watermark passes the bar; a later one
-    stays in silver and is left out of the bar. This finds exactly those. Gold reads silver in the order silver wrote
-    it, and each bar keeps ``last_silver_time``, the silver batch time of the latest trade it counts: a trade of an
-    emitted bar that silver wrote after that time is late. So is every trade of a bar that gold's committed
-    watermark has passed without emitting it (none of its trades came in time). Bars still open are not judged.
-    """
-    s3 = s3 or filesystem(settings)
-    width_s = int(duration_seconds(BAR_INTERVALS[interval]))
-    if interval in ROLLUP_INTERVALS and not across_venues:
-        # Made from the 1m bars: a trade counts in its bar exactly when it counts in its 1m bar.
-        late = read_late_trades(settings, s3=s3)
-        return late.set_column(
-            late.schema.get_field_index("bar_start"),
-            "bar_start",
-            pc.floor_temporal(late["event_time"], width_s, "second"),
-        )
-    watermark_ms = committed_watermark(settings, gold_query(interval, across_venues), s3)
-    trades = read_table(settings, SILVER_TABLE, s3=s3)
-    if watermark_ms is None or trades.num_rows == 0:
-        return trades.slice(0, 0)
-    bars = read_table(settings, gold_table(interval, across_venues), s3=s3)
-    # Bars start on multiples of their width since the epoch, as Spark's windows do.
-    key = ["symbol", "bar_start"] if across_venues else ["exchange", "symbol", "bar_start"]
-    trades = trades.append_column("bar_start", pc.floor_temporal(trades["event_time"], width_s, "second"))
-    if bars.num_rows == 0:  # no bar emitted yet: a table of none, with the columns to join on
-        bars = pa.table({**{k: trades[k].slice(0, 0) for k in key}, "last_silver_time": trades["silver_time"][:0]})
-    joined = trades.join(bars.select([*key, "last_silver_time"]), keys=key, join_type="left outer")
-    bar_start_us = pc.cast(pc.cast(joined["bar_start"], pa.timestamp("us")), pa.int64())
-    passed = pc.less_equal(pc.add(bar_start_us, width_s * 1_000_000), watermark_ms * 1000)
-    late = pc.or_kleene(
-        pc.greater(joined["silver_time"], joined["last_silver_time"]),
-        pc.and_kleene(pc.is_null(joined["last_silver_time"]), passed),
+
+@dataclass(frozen=True)
+class TableVersion:
+    """One commit of a table, as its log keeps it."""
+
+    version: int
+    timestamp: datetime  # the commit's, UTC
+    operation: str  # WRITE, STREAMING UPDATE, MERGE, OPTIMIZE, ...
+    parameters: dict[str, Any]
+    metrics: dict[str, Any]
+
+    def summary(self) -> str:
+        """The commit's row and file counts that are not zero, e.g. ``numTargetRowsUpdated=2 numOutputRows=2``."""
+        counts = {k: v for k, v in self.metrics.items() if re.search(r"rows|files", k, re.IGNORECASE) and str(v) != "0"}
+        return " ".join(f"{k}={v}" for k, v in counts.items())
+
+
+def _table_version(entry: dict[str, Any]) -> TableVersion:
+    return TableVersion(
+        version=int(entry["version"]),
+        timestamp=datetime.fromtimestamp(entry["timestamp"] / 1000, UTC),
+        operation=str(entry.get("operation", "")),
+        parameters=dict(entry.get("operationParameters") or {}),
+        metrics=dict(entry.get("operationMetrics") or {}),
     )
-    return joined.filter(late).drop_columns(["last_silver_time"]).sort_by([("event_time", "ascending")])
+
+
+def history(settings: Settings, table: str, limit: int | None = None) -> list[TableVersion]:
+    """``table``'s versions, newest first (the ``limit`` newest); none before its first commit."""
+    delta = open_table(settings, table)
+    if delta is None:
+        return []
+    with _store_errors():
+        return [_table_version(entry) for entry in delta.history(limit)]
+
+
+def count_rows(settings: Settings, table: str) -> int | None:
+    """Rows of ``table``'s newest version, from its log alone: the sum of each added file's ``numRecords``
+    statistic, no data file read. 0 before its first commit; None if a file has no statistics to count."""
+    delta = open_table(settings, table)
+    if delta is None:
+        return 0
+    with _store_errors():
+        records = delta.get_add_actions().column("num_records").to_pylist()
+    if any(n is None for n in records):
+        return None
+    return sum(int(n) for n in records)
 
 
 def reset(settings: Settings, layer: Layer, s3: fs.FileSystem | None = None) -> list[str]:

@@ -20,7 +20,7 @@ from cryptolake import lake
 from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
 from cryptolake.local.procs import ManagedProcess, ServiceError, free_port
-from cryptolake.status import Progress, freshest_bars
+from cryptolake.status import RECENT_BARS, Progress, freshest_bars
 from cryptolake.venue import recordings
 from cryptolake.venue.replay import ingestor_settings
 from ingestion.metrics import metric_total
@@ -211,14 +211,15 @@ class Pipeline:
         return "\n".join(lines)
 
     def latest_bars(self) -> list[str]:
-        """Each symbol's freshest gold bar; read again only once gold has written bars since the last read."""
+        """Each symbol's freshest gold bar, from gold's newest days; read again only once gold has written bars since
+        the last read."""
         written = self.progress.layers["gold"].rows
         if self._bars is None or self._bars[0] != written:
             try:
-                bars = lake.read_bars(self.settings)
-            except OSError:
+                bars = lake.read_newest_bars(self.settings, count=RECENT_BARS)
+            except lake.READ_ERRORS:
                 return ["gold: not readable yet"]
-            self._bars = (written, freshest_bars(bars) if bars.num_rows else ["gold: no finished bar yet"])
+            self._bars = (written, freshest_bars(bars) if bars.num_rows else ["gold: no bar yet"])
         return self._bars[1]
 
 

@@ -13,6 +13,8 @@ from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import free_port
 from cryptolake.local.services import LocalServices, install
 
+pytest_plugins = ("tests.lakes",)  # local_lake, for the lake readers' tests
+
 # `make test-fast` runs the tests of these folders only, by their marker: no services, one local SparkSession.
 FOLDER_MARKERS = {"unit": "unit", "bench": "unit", "jobs": "transform"}
 

@@ -6,23 +6,27 @@ many pages are open.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from core.layers import BAR_INTERVALS, QUARANTINE_TABLE
-from core.settings import Settings, duration_seconds
+from core.settings import Settings
 from cryptolake import lake
 from cryptolake.dashboard import bars
 from cryptolake.status import Progress
 
 BARS_SECONDS = 30.0  # bars are read again at least this often, and whenever gold has written some
-COUNTS_SECONDS = 60.0  # quarantine and late counts read the whole of silver: not more often than this
+COUNTS_SECONDS = 30.0  # the quarantine count replays its table's log (no data file read): cheap, but not every poll
 
 
 def health(
     progress: Progress, frames: int | None, counts: dict[str, int | None], gold_bar_end: float | None, now: float
 ) -> dict[str, Any]:
     """The pipeline's health as the page shows it: per layer its rows (gold: bars) and rate in this run, or what it
-    waits for; how fresh silver and gold are; the lake's quarantine and late counts."""
+    waits for; how fresh silver and gold are; the lake's quarantine count."""
     layers = []
     for name, layer in progress.layers.items():
         state = "running" if layer.batches else f"waiting for {layer.waiting_for}" if layer.waiting_for else "starting"
@@ -38,6 +42,14 @@ def health(
     }
 
 
+def complete_bar_end(bars: pa.Table) -> float | None:
+    """When the newest complete bar of ``bars`` ended, in seconds since the epoch: gold holds forming bars too."""
+    if bars.num_rows == 0:
+        return None
+    end: datetime | None = pc.max(bars.filter(bars["complete"])["bar_end"]).as_py()
+    return None if end is None else end.replace(tzinfo=end.tzinfo or UTC).timestamp()  # the lake's times are UTC
+
+
 class LakeView:
     """The latest bars of every interval, and the health, as JSON-ready dicts."""
 
@@ -46,7 +58,7 @@ class LakeView:
         self.bars: dict[str, dict[str, Any]] = {i: {"interval": i, "series": [], "spreads": []} for i in BAR_INTERVALS}
         self.health: dict[str, Any] = {}
         self.error: str | None = None
-        self._counts: dict[str, int | None] = {"quarantined": None, "late": None}
+        self._counts: dict[str, int | None] = {"quarantined": None}
         self._gold_bar_end: float | None = None
         self._bars_read: tuple[float, int] | None = None  # when, and gold's bar count then
         self._counts_read: float | None = None
@@ -61,20 +73,17 @@ class LakeView:
                 self._read_counts()
                 self._counts_read = now
             self.error = None
-        except OSError as exc:
+        except lake.READ_ERRORS as exc:
             self.error = f"the lake at {self.settings.s3_endpoint} is not readable: {exc}"
         self.health = {**health(progress, frames, self._counts, self._gold_bar_end, now), "error": self.error}
 
     def _read_bars(self) -> None:
         for interval in BAR_INTERVALS:
-            candles = bars.series(lake.read_bars(self.settings, interval=interval).to_pylist())
+            newest = lake.read_newest_bars(self.settings, interval, count=bars.MAX_BARS)
+            candles = bars.series(newest.to_pylist())
             self.bars[interval] = {"interval": interval, "series": candles, "spreads": bars.spreads(candles)}
-        newest = [s["bars"][-1]["time"] for s in self.bars["1m"]["series"]]
-        if newest:
-            self._gold_bar_end = max(newest) + duration_seconds(BAR_INTERVALS["1m"])
+            if interval == "1m":
+                self._gold_bar_end = complete_bar_end(newest) or self._gold_bar_end
 
     def _read_counts(self) -> None:
-        self._counts = {
-            "quarantined": lake.read_table(self.settings, QUARANTINE_TABLE).num_rows,
-            "late": lake.read_late_trades(self.settings, "1m").num_rows,
-        }
+        self._counts = {"quarantined": lake.count_rows(self.settings, QUARANTINE_TABLE)}

@@ -88,7 +88,7 @@ def write(path: Path, lines: list[str]) -> None:
 @pytest.fixture
 def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     """A live-source pipeline whose layers and ingestor are stand-ins writing the lines above, then exiting."""
-    monkeypatch.setattr(lake, "read_bars", lambda _settings: pa.Table.from_pylist(BARS))
+    monkeypatch.setattr(lake, "read_newest_bars", lambda _settings, count: pa.Table.from_pylist(BARS))
     running = Pipeline(Settings(local_home=str(tmp_path)), Source(kind="live"))
     logs = running.paths.logs
     logs.mkdir(parents=True)

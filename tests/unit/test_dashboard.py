@@ -7,7 +7,7 @@ import re
 import socket
 import urllib.error
 import urllib.request
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,15 @@ from typing import Any
 import pytest
 
 from core import events
+from core.layers import QUARANTINE_TABLE
 from core.settings import Settings
 from cryptolake import cli
 from cryptolake.dashboard import bars, server
 from cryptolake.dashboard.page import STATIC, self_contained
 from cryptolake.dashboard.view import LakeView, health
 from cryptolake.status import Progress
+from tests.lakes import bar as lake_bar
+from tests.lakes import write_gold
 
 
 def _bar(exchange: str, minute: int, close: str, symbol: str = "BTC-USDT") -> dict[str, Any]:
@@ -75,7 +78,7 @@ def test_health_per_layer_with_what_waits_and_how_fresh_silver_and_gold_are() ->
         },
     )
     now = datetime.fromisoformat("2026-01-01T00:00:30+00:00").timestamp()
-    got = health(progress, 1200, {"quarantined": 4, "late": 1}, now - 45, now)
+    got = health(progress, 1200, {"quarantined": 4}, now - 45, now)
     assert got["layers"] == [
         {"name": "bronze", "state": "running", "rows": 300, "per_s": 10.0},
         {"name": "silver", "state": "running", "rows": 250, "per_s": 4.2},
@@ -83,7 +86,23 @@ def test_health_per_layer_with_what_waits_and_how_fresh_silver_and_gold_are() ->
     ]
     assert got["silver_wrote_s"] == 10, "the newest batch that wrote rows, not the empty one after it"
     assert got["gold_bar_closed_s"] == 45
-    assert (got["frames"], got["quarantined"], got["late"]) == (1200, 4, 1)
+    assert (got["frames"], got["quarantined"]) == (1200, 4)
+    assert "late" not in got
+
+
+def test_the_view_reads_the_newest_bars_and_counts_the_quarantine_from_the_log(local_lake: Settings) -> None:
+    noon = datetime(2026, 11, 21, 12, tzinfo=UTC)
+    write_gold(local_lake, [lake_bar("binance", "BTC-USDT", noon), lake_bar("okx", "BTC-USDT", noon)])
+    write_gold(local_lake, [lake_bar("binance", "BTC-USDT", noon + timedelta(minutes=1), complete=False)])
+    write_gold(local_lake, [lake_bar("binance", "BTC-USDT", noon)] * 3, QUARANTINE_TABLE)
+    view = LakeView(local_lake)
+    view.refresh(Progress(), None, noon.timestamp() + 150)
+
+    assert view.error is None
+    assert [(s["exchange"], len(s["bars"])) for s in view.bars["1m"]["series"]] == [("binance", 2), ("okx", 1)]
+    assert view.bars["5m"]["series"] == []
+    # The forming bar is drawn, but gold's freshness is its newest complete bar's: 12:01 closed 90 s before.
+    assert (view.health["quarantined"], view.health["gold_bar_closed_s"]) == (3, 90)
 
 
 def test_a_lake_that_cannot_be_read_is_an_error_in_the_health_not_a_crash() -> None:

@@ -1,84 +1,191 @@
-"""The lake reader trusts the file sink's log, not the folder listing."""
+"""The lake reader reads what a Delta table's log commits, prunes partitions before it opens a file, travels in time
+and counts rows from the log alone."""
 
-import json
-from datetime import UTC, datetime
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
-from pyarrow import fs
+import pytest
+from deltalake import DeltaTable
 
+from core.layers import LAYERS, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings
-from cryptolake.lake import committed_files, read_late_trades
+from cryptolake import lake
+from tests.lakes import bar, write_gold
+
+NOON = datetime(2026, 11, 21, 12, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+DAY = timedelta(days=1)
 
 
-def _write_log(directory: Path, name: str, entries: list[tuple[str, str]]) -> None:
-    lines = ["v1"] + [
-        json.dumps({"path": f"s3a://{path}", "size": 1, "isDir": False, "modificationTime": 0,
-                    "blockReplication": 1, "blockSize": 1, "action": action})
-        for path, action in entries
-    ]  # fmt: skip
-    (directory / name).write_text("\n".join(lines))
+def _folder(settings: Settings, table: str = "gold/bars_1m") -> Path:
+    return Path(lake.table_uri(settings, table))
 
 
-def test_reads_the_newest_compact_file_and_the_batches_after_it(tmp_path: Path) -> None:
-    bucket = tmp_path / "bucket"
-    table = bucket / "gold" / "bars_1m"
-    log = table / "_spark_metadata"
-    log.mkdir(parents=True)
-    prefix = f"{bucket}/gold/bars_1m/date=2024-08-08/symbol=BTC-USDT"
-    _write_log(log, "0", [(f"{prefix}/stale.parquet", "add")])  # superseded by 9.compact
-    _write_log(log, "9.compact", [(f"{prefix}/a.parquet", "add"), (f"{prefix}/b.parquet", "add")])
-    _write_log(log, "10", [(f"{prefix}/c%20d.parquet", "add"), (f"{prefix}/b.parquet", "delete")])
-    (log / ".10.crc").write_text("checksum files are not batches")
-    for name in ("a.parquet", "b.parquet", "c d.parquet", "uncommitted.parquet"):
-        path = Path(prefix) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.table({"x": [1]}), path)
-
-    files = committed_files(fs.LocalFileSystem(), str(bucket), "gold/bars_1m")
-
-    assert sorted(Path(f.path).name for f in files) == ["a.parquet", "c d.parquet"]
-    assert all(f.partition == {"date": "2024-08-08", "symbol": "BTC-USDT"} for f in files)
+def _keys(bars: pa.Table) -> list[tuple[str, str, datetime]]:
+    return [(b["exchange"], b["symbol"], b["bar_start"]) for b in bars.to_pylist()]
 
 
-def test_a_table_without_a_log_has_no_files(tmp_path: Path) -> None:
-    assert committed_files(fs.LocalFileSystem(), str(tmp_path), "silver/trades") == []
+def _drop_data_files(settings: Settings, date: str) -> None:
+    """Delete the data files of one day while the log still lists them: a read that opens them fails."""
+    for path in _folder(settings).glob(f"date={date}/**/*.parquet"):
+        path.unlink()
 
 
-def _committed_table(bucket: Path, table: str, partition: str, rows: pa.Table) -> None:
-    folder = bucket / table / partition
-    folder.mkdir(parents=True)
-    pq.write_table(rows, folder / "part-0.parquet")
-    log = bucket / table / "_spark_metadata"
-    log.mkdir()
-    _write_log(log, "0", [(f"{bucket.name}/{table}/{partition}/part-0.parquet", "add")])
+def test_bars_come_sorted_and_filtered_by_symbol_exchange_and_time(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("okx", "BTC-USDT", NOON + MINUTE), bar("binance", "ETH-USDT", NOON)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON + MINUTE), bar("binance", "BTC-USDT", NOON)])
+
+    assert _keys(lake.read_bars(local_lake)) == [
+        ("binance", "BTC-USDT", NOON),
+        ("binance", "ETH-USDT", NOON),
+        ("binance", "BTC-USDT", NOON + MINUTE),
+        ("okx", "BTC-USDT", NOON + MINUTE),
+    ]
+    start, end = pa.scalar(NOON + MINUTE, pa.timestamp("us", "UTC")), pa.scalar(NOON + 2 * MINUTE)
+    got = lake.read_bars(local_lake, "BTC-USDT", exchange="binance", start=start, end=end)
+    assert _keys(got) == [("binance", "BTC-USDT", NOON + MINUTE)]
+    assert got["complete"].to_pylist() == [True]
 
 
-def test_late_trades_are_those_silver_wrote_after_their_bar_or_of_a_bar_gold_passed(tmp_path: Path) -> None:
-    bucket = tmp_path / "lake"
-    t = [datetime(2024, 8, 8, 12, minute, second) for minute, second in ((0, 5), (0, 30), (0, 50), (1, 10), (3, 0))]
-    written = [datetime(2024, 8, 8, 12, 1, s) for s in (3, 3, 9, 15, 15)]  # silver's batch times
-    _committed_table(bucket, "silver/trades", "date=2024-08-08", pa.table({
-        "exchange": ["binance"] * 5, "symbol": ["BTC-USDT"] * 5, "trade_id": ["1", "2", "3", "4", "5"],
-        "event_time": pa.array(t, pa.timestamp("us")), "silver_time": pa.array(written, pa.timestamp("us")),
-    }))  # fmt: skip
-    # Gold emitted 12:00 counting trades 1 and 2, passed 12:01 (trade 4 came after its watermark) and emitted 12:02;
-    # its committed watermark leaves 12:03 open.
-    checkpoint = bucket / "_checkpoints" / "gold_1m"
-    for folder in ("commits", "offsets"):
-        (checkpoint / folder).mkdir(parents=True)
-    (checkpoint / "commits" / "7").write_text('v1\n{"nextBatchWatermarkMs":0}')
-    watermark_ms = int(datetime(2024, 8, 8, 12, 3, 5, tzinfo=UTC).timestamp() * 1000)
-    (checkpoint / "offsets" / "7").write_text(f'v1\n{{"batchWatermarkMs":{watermark_ms},"batchTimestampMs":0}}\n{{}}')
-    bar_starts = [datetime(2024, 8, 8, 12, 0), datetime(2024, 8, 8, 12, 2)]
-    _committed_table(bucket, "gold/bars_1m", "date=2024-08-08/symbol=BTC-USDT", pa.table({
-        "bar_start": pa.array(bar_starts, pa.timestamp("us")), "exchange": ["binance"] * 2,
-        "last_silver_time": pa.array([written[1], written[3]], pa.timestamp("us")),
-    }))  # fmt: skip
-    late = read_late_trades(
-        Settings(lake_bucket=bucket.name), "1m", s3=fs.SubTreeFileSystem(str(tmp_path), fs.LocalFileSystem())
+def test_a_time_range_opens_only_the_days_it_spans(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON - DAY), bar("binance", "BTC-USDT", NOON)])
+    _drop_data_files(local_lake, "2026-11-20")
+    start = pa.scalar(NOON, pa.timestamp("us", "UTC"))
+
+    assert _keys(lake.read_bars(local_lake, start=start)) == [("binance", "BTC-USDT", NOON)]
+    assert _keys(lake.read_table(local_lake, "gold/bars_1m", [("date", "=", NOON.date())])) == _keys(
+        lake.read_bars(local_lake, start=start)
+    )
+    with pytest.raises(OSError, match="2026-11-20"):  # the whole table needs the file that is gone
+        lake.read_bars(local_lake)
+
+
+def test_a_partition_filter_names_partition_columns_only(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)])
+    with pytest.raises(ValueError, match="exchange: not partition columns"):
+        lake.read_table(local_lake, "gold/bars_1m", [("exchange", "=", "binance")])
+
+
+def test_files_the_log_does_not_list_are_not_read(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "100")])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "101")], mode="overwrite")  # a restated bar
+    stray = _folder(local_lake) / "date=2026-11-21" / "symbol=BTC-USDT" / "part-uncommitted.parquet"
+    pq.write_table(
+        pa.Table.from_pylist([bar("binance", "BTC-USDT", NOON, "999")]).drop_columns(["date", "symbol"]), stray
     )
 
-    assert late.column("trade_id").to_pylist() == ["3", "4"]
-    assert late.column("bar_start").to_pylist() == [datetime(2024, 8, 8, 12, 0), datetime(2024, 8, 8, 12, 1)]
+    assert lake.read_bars(local_lake)["close"].to_pylist() == [pa.scalar(101, pa.decimal128(18, 10)).as_py()]
+    # What the README warns of: the folder read as plain Parquet holds the replaced and the uncommitted bars too.
+    folder = ds.dataset(_folder(local_lake), format="parquet", partitioning="hive", exclude_invalid_files=True)
+    assert folder.count_rows() == 3
+
+
+def test_as_of_reads_a_version_by_number_or_by_time(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "100", complete=False)])
+    time.sleep(0.01)  # commit times are in milliseconds
+    between = datetime.now(UTC)
+    time.sleep(0.01)
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "101")], mode="overwrite")
+
+    def closes(as_of: lake.AsOf | None) -> list[tuple[object, bool]]:
+        bars = lake.read_bars(local_lake, as_of=as_of).to_pylist()
+        return [(float(b["close"]), b["complete"]) for b in bars]
+
+    assert closes(None) == closes(1) == closes(datetime.now(UTC)) == [(101.0, True)]
+    assert closes(0) == closes(between) == [(100.0, False)]
+    assert closes(between.replace(tzinfo=None)) == [(100.0, False)], "a time without a zone is UTC"
+    with pytest.raises(ValueError, match="gold/bars_1m has no version 2: its newest is 1"):
+        lake.read_bars(local_lake, as_of=2)
+    with pytest.raises(ValueError, match=r"has no version as of 2026-11-21 .*its oldest is version 0"):
+        lake.read_bars(local_lake, as_of=NOON)
+
+
+def test_history_shows_writes_overwrites_and_merges_newest_first(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "101")], mode="overwrite")
+    restated = pa.Table.from_pylist([bar("binance", "BTC-USDT", NOON, "102")], lake.read_bars(local_lake).schema)
+    table = DeltaTable(lake.table_uri(local_lake, "gold/bars_1m"))
+    merge = table.merge(
+        restated,
+        predicate="t.exchange = s.exchange AND t.symbol = s.symbol AND t.bar_start = s.bar_start",
+        source_alias="s",
+        target_alias="t",
+    )
+    merge.when_matched_update_all().when_not_matched_insert_all().execute()
+
+    versions = lake.history(local_lake, "gold/bars_1m")
+    assert [(v.version, v.operation) for v in versions] == [(2, "MERGE"), (1, "WRITE"), (0, "WRITE")]
+    assert versions[1].parameters["mode"] == "Overwrite"
+    assert "num_target_rows_updated=1" in versions[0].summary().split()
+    assert "execution_time_ms" not in versions[0].summary()
+    assert versions[0].timestamp >= versions[1].timestamp >= versions[2].timestamp
+    assert [v.version for v in lake.history(local_lake, "gold/bars_1m", limit=1)] == [2]
+    assert lake.read_bars(local_lake)["close"].to_pylist() == restated["close"].to_pylist()
+
+
+def test_rows_are_counted_from_the_log_without_reading_a_data_file(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON), bar("okx", "BTC-USDT", NOON)], QUARANTINE_TABLE)
+    write_gold(local_lake, [bar("binance", "ETH-USDT", NOON - DAY)], QUARANTINE_TABLE)
+    for path in _folder(local_lake, QUARANTINE_TABLE).glob("**/*.parquet"):
+        path.unlink()
+
+    assert lake.count_rows(local_lake, QUARANTINE_TABLE) == 3
+
+
+def test_a_table_before_its_first_commit_is_empty(local_lake: Settings) -> None:
+    assert lake.read_bars(local_lake).num_rows == 0
+    assert lake.read_newest_bars(local_lake, count=500).num_rows == 0
+    assert lake.history(local_lake, "silver/trades") == []
+    assert lake.count_rows(local_lake, QUARANTINE_TABLE) == 0
+
+
+def test_the_newest_bars_come_from_the_lakes_newest_days_only(local_lake: Settings) -> None:
+    old = NOON - 400 * DAY  # a replayed recording's day: the newest is the lake's, not today
+    write_gold(local_lake, [bar("binance", "BTC-USDT", old - 5 * DAY), bar("okx", "BTC-USDT", old - DAY)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", old), bar("binance", "ETH-USDT", old + MINUTE)])
+    _drop_data_files(local_lake, (old - 5 * DAY).date().isoformat())
+
+    assert _keys(lake.read_newest_bars(local_lake, count=500)) == [
+        ("okx", "BTC-USDT", old - DAY),
+        ("binance", "BTC-USDT", old),
+        ("binance", "ETH-USDT", old + MINUTE),
+    ]
+    assert lake.read_newest_bars(local_lake, "1h", count=500).num_rows == 0  # no 1h table yet
+
+
+def test_an_unreachable_store_is_one_line_without_colours() -> None:
+    settings = Settings(s3_endpoint="http://127.0.0.1:9")  # nothing listens on the discard port
+    with pytest.raises(OSError, match=r"127\.0\.0\.1:9") as raised:
+        lake.read_bars(settings)
+    assert "\n" not in str(raised.value) and "\x1b" not in str(raised.value)
+
+
+def test_storage_options_address_minio_by_path_over_plain_http() -> None:
+    options = lake.storage_options(Settings(s3_endpoint="http://127.0.0.1:9000"))
+    assert options["AWS_ENDPOINT_URL"] == "http://127.0.0.1:9000" and options["AWS_ALLOW_HTTP"] == "true"
+    assert options["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] == "false"
+    assert lake.storage_options(Settings(s3_endpoint="https://s3.example.com"))["AWS_ALLOW_HTTP"] == "false"
+
+
+def test_reset_deletes_a_layers_tables_and_checkpoints_and_nothing_else(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)])
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)], "gold/bars_1m_all_venues")
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)], SILVER_TABLE)
+    bucket = _folder(local_lake).parents[1]
+    for query in ("gold_1m", "silver"):
+        commits = bucket / local_lake.checkpoint_key(query) / "commits"
+        commits.mkdir(parents=True)
+        (commits / "0").write_text("v1")
+
+    deleted = lake.reset(local_lake, LAYERS["gold"])
+
+    assert "s3://lakehouse/gold/bars_1m" in deleted and "s3://lakehouse/_checkpoints/gold_1m" in deleted
+    left = {p.relative_to(bucket).parts[:2] for p in bucket.rglob("*") if p.is_file()}
+    assert left == {("silver", "trades"), ("_checkpoints", "silver")}
+    assert lake.read_bars(local_lake).num_rows == 0 and lake.count_rows(local_lake, SILVER_TABLE) == 1

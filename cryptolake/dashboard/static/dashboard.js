@@ -139,9 +139,8 @@ function drawHealth(health) {
   const facts = {
     "ingestor frames": health.frames === null ? "—" : health.frames.toLocaleString(),
     "silver last wrote": age(health.silver_wrote_s),
-    "newest 1m bar closed": age(health.gold_bar_closed_s),
+    "newest complete 1m bar closed": age(health.gold_bar_closed_s),
     "quarantined rows": health.quarantined === null ? "—" : health.quarantined.toLocaleString(),
-    "late trades (1m bars)": health.late === null ? "—" : health.late.toLocaleString(),
   };
   document.getElementById("facts").innerHTML = Object.keys(facts).map((k) => `<dt>${k}</dt><dd></dd>`).join("");
   document.querySelectorAll("#facts dd").forEach((dd, i) => { dd.textContent = Object.values(facts)[i]; });
