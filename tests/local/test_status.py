@@ -41,21 +41,19 @@ def at(clock: str) -> float:
     return datetime.fromisoformat(f"{DAY}T{clock}+00:00").timestamp()
 
 
-GOLD_QUERIES = ("gold_1m", "gold_5m", "gold_1h", "gold_1m_all_venues")
 # What the one-JVM layers process logged in an earlier run, and in this one.
 EARLIER_RUN = [line("11:00:00", event=events.QUERY_STARTED, query="bronze"), batch("11:00:05", "bronze", 5000, 5000)]
 THIS_RUN = [
     "Spark's own line, not JSON",
     line("12:00:00", event=events.WAITING_FOR_UPSTREAM, table="s3a://lakehouse/silver/trades"),
-    *(line("12:00:00", event=events.QUERY_STARTED, query=q) for q in ("bronze", "silver", "silver_quarantine")),
+    *(line("12:00:00", event=events.QUERY_STARTED, query=q) for q in ("bronze", "silver")),
     batch("12:00:10", "bronze", 300, 300),
     batch("12:00:13", "bronze", 300, 300),
-    batch("12:00:14", "silver", 600, 590),
-    json.dumps({**json.loads(batch("12:00:14", "silver_quarantine", 600, 10)), "quarantined_rows": 10}),
+    json.dumps({**json.loads(batch("12:00:14", "silver", 600, 590)), "quarantined_rows": 10}),
 ]
-GOLD_STARTED = [line("12:00:01", event=events.QUERY_STARTED, query=q) for q in GOLD_QUERIES]
-# Gold's four queries each read all of silver's rows; two of them wrote bars.
-GOLD_BATCHES = [batch("12:00:20", q, 590, bars) for q, bars in zip(GOLD_QUERIES, (3, 0, 0, 1), strict=True)]
+GOLD_STARTED = [line("12:00:01", event=events.QUERY_STARTED, query="gold")]
+# Gold reads silver's rows and writes the bars of every table in one batch.
+GOLD_BATCHES = [batch("12:00:20", "gold", 590, 4)]
 INGESTOR = [
     line("12:00:01", event=events.CONNECTION_LOST, connection="binance:BTC-USDT#1", reason="gaierror: no"),
     line("12:00:02", event=events.CONNECTION_LOST, connection="kraken:BTC-USD#1", reason="timed out"),

@@ -178,14 +178,14 @@ def test_reset_deletes_a_layers_tables_and_checkpoints_and_nothing_else(local_la
     write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)], "gold/bars_1m_all_venues")
     write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)], SILVER_TABLE)
     bucket = _folder(local_lake).parents[1]
-    for query in ("gold_1m", "silver"):
+    for query in ("gold", "silver"):
         commits = bucket / local_lake.checkpoint_key(query) / "commits"
         commits.mkdir(parents=True)
         (commits / "0").write_text("v1")
 
     deleted = lake.reset(local_lake, LAYERS["gold"])
 
-    assert "s3://lakehouse/gold/bars_1m" in deleted and "s3://lakehouse/_checkpoints/gold_1m" in deleted
+    assert "s3://lakehouse/gold/bars_1m" in deleted and "s3://lakehouse/_checkpoints/gold" in deleted
     left = {p.relative_to(bucket).parts[:2] for p in bucket.rglob("*") if p.is_file()}
     assert left == {("silver", "trades"), ("_checkpoints", "silver")}
     assert lake.read_bars(local_lake).num_rows == 0 and lake.count_rows(local_lake, SILVER_TABLE) == 1

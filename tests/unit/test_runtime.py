@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from core.layers import QUARANTINE_QUERY
 from core.settings import Settings
 from core.throttle import Throttle
-from jobs.runtime import WRITTEN_METRIC, ProgressLogger, batch_summary, stop_between_batches
+from jobs.runtime import WRITTEN_METRIC, BatchCounts, ProgressLogger, batch_summary, stop_between_batches
 from jobs.session import LOG4J2_CONFIG, spark_conf
 
 PYSPARK_JARS = Path(__import__("pyspark").__file__).parent / "jars"
@@ -44,9 +43,16 @@ def test_a_batch_line_counts_the_rows_written() -> None:
     assert "quarantined_rows" not in summary
 
 
-def test_a_quarantine_batch_line_counts_the_rows_quarantined() -> None:
-    summary = batch_summary(progress(QUARANTINE_QUERY, 10))
-    assert summary["output_rows"] == summary["quarantined_rows"] == 10
+def test_a_batch_line_takes_the_counts_of_the_layers_own_writer(caplog: pytest.LogCaptureFixture) -> None:
+    counts = BatchCounts()
+    counts.record("silver", 7, output_rows=580, quarantined_rows=20)
+    listener = ProgressLogger(3.0, counts=counts)
+    with caplog.at_level(logging.INFO, logger="jobs"):
+        listener.onQueryProgress(event("silver", 900))
+        listener.onQueryProgress(event("silver", 900))  # the same batch's line again: its counts were taken
+    first, again = (r.fields for r in caplog.records)  # type: ignore[attr-defined]
+    assert (first["output_rows"], first["quarantined_rows"]) == (580, 20)
+    assert again["output_rows"] == 1 and "quarantined_rows" not in again
 
 
 def event(name: str, duration_ms: int) -> SimpleNamespace:
