@@ -46,7 +46,8 @@ IMAGES = {
     INGESTOR_DOCKERFILE: Contents(
         CORE | {"confluent-kafka", "websocket-client", "prometheus-client"}, {"core", "ingestion"}
     ),
-    SPARK_DOCKERFILE: Contents(CORE | {"py4j"}, {"core", "jobs"}),
+    # Delta's Python API (its jars are in spark-jars.txt) and what it needs besides pyspark.
+    SPARK_DOCKERFILE: Contents(CORE | {"py4j", "delta-spark", "importlib-metadata", "zipp"}, {"core", "jobs"}),
 }
 
 
@@ -131,6 +132,15 @@ def test_spark_image_is_the_official_one_of_pysparks_version() -> None:
     assert {stage.base for stage in dockerfile.stages} == {
         f"apache/spark:{pyspark_version()}-scala2.13-java21-python3-ubuntu"
     }
+
+
+def test_deltas_python_api_is_the_version_of_its_jars() -> None:
+    lock = tomllib.loads((REPO_ROOT / "uv.lock").read_text())
+    (api,) = [p["version"] for p in lock["package"] if p["name"] == "delta-spark"]
+    jars = {jar.artifact: jar.version for jar in read_pins() if jar.group == "io.delta"}
+    spark_minor = ".".join(pyspark_version().split(".")[:2])  # Delta builds a jar for each Spark minor version
+    assert set(jars) == {f"delta-spark_{spark_minor}_2.13", "delta-storage"}
+    assert set(jars.values()) == {api}
 
 
 def test_spark_image_bakes_in_the_pinned_jars() -> None:
