@@ -31,15 +31,14 @@ def retention_days(settings: Settings, table: str) -> int:
     return days
 
 
-def maintain(spark: SparkSession, settings: Settings, table: str) -> dict[str, object]:
-    """One round on ``table``: delete the days past its retention, then vacuum files no version needs any more."""
-    delta = DeltaTable.forPath(spark, settings.table_uri(table))
-    days = retention_days(settings, table)
+def maintain(spark: SparkSession, uri: str, days: int, file_retention_hours: float) -> None:
+    """One round on the table at ``uri``: delete its days older than ``days`` (0: none), then vacuum the files no
+    version needs any more once they are ``file_retention_hours`` old."""
+    delta = DeltaTable.forPath(spark, uri)
     if days:
         # Whole days only: the partition column alone decides, so whole files go and none is rewritten.
         delta.delete(F.col("date") < F.date_sub(F.current_date(), days))
-    delta.vacuum(duration_seconds(settings.lake_file_retention) / 3600)
-    return {"table": table, "retention_days": days}
+    delta.vacuum(file_retention_hours)
 
 
 class Maintenance(threading.Thread):
@@ -50,16 +49,18 @@ class Maintenance(threading.Thread):
         super().__init__(name="maintenance", daemon=True)
         self.spark, self.settings, self.tables, self.stop = spark, settings, tables, stop
         self.interval = duration_seconds(settings.lake_maintenance_interval)
+        self.file_retention_hours = duration_seconds(settings.lake_file_retention) / 3600
 
     def run(self) -> None:
         while self.tables and not self.stop.wait(self.interval):
             for table in self.tables:
                 if self.stop.is_set():
                     return
-                started = time.monotonic()
+                started, days = time.monotonic(), retention_days(self.settings, table)
                 try:
-                    done = maintain(self.spark, self.settings, table)
+                    maintain(self.spark, self.settings.table_uri(table), days, self.file_retention_hours)
                 except (PySparkException, Py4JError) as exc:
                     log.warning(events.MAINTENANCE_FAILED, extra=logs.fields(table=table, error=str(exc)))
                     continue
-                log.info(events.MAINTENANCE, extra=logs.fields(**done, seconds=round(time.monotonic() - started, 1)))
+                seconds = round(time.monotonic() - started, 1)
+                log.info(events.MAINTENANCE, extra=logs.fields(table=table, retention_days=days, seconds=seconds))
