@@ -61,7 +61,7 @@ SILVER = StructType(
         StructField("offset", LongType()),
         # Position of the trade in its frame, as the venue listed it.
         StructField("frame_index", IntegerType()),
-        # Time of the silver micro-batch that wrote the trade: later batches have later times (gold's late trades).
+        # Time of the silver micro-batch that wrote the trade.
         StructField("silver_time", TimestampType()),
         StructField("date", DateType()),
     ]
