@@ -112,3 +112,24 @@ def written_when_idle(batches: list[Batch], queries: Iterable[str], after: float
 def chain(first: Drain, then: Drain) -> Drain:
     """A drain of queries reading what ``first``'s wrote: from ``first``'s start to ``then``'s end."""
     return Drain(first.start, then.end, first.rows_read, first.batches + then.batches, first.busy_s + then.busy_s)
+
+
+class Tail:
+    """The batches logged in a folder of job logs since the last :meth:`read`: a long run's logs grow to tens of
+    megabytes, too much to parse again every second."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self._offsets: dict[Path, int] = {}
+
+    def read(self) -> list[Batch]:
+        batches = []
+        for log in sorted(self.logs.glob("*.log")):
+            offset = self._offsets.get(log, 0)
+            with log.open("rb") as stream:
+                stream.seek(offset)
+                chunk = stream.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written is read whole next time
+            self._offsets[log] = offset + len(complete)
+            batches += parse(complete.decode(errors="replace").splitlines())
+        return batches

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from bench.batchlog import chain, drain, parse, written_when_idle
+from bench.batchlog import Tail, chain, drain, parse, written_when_idle
 from core import events
 
 
@@ -70,3 +71,17 @@ def test_rollups_drain_once_they_read_every_bar_the_1m_query_wrote_by_its_idle_b
     rollups = drain(batches, ["gold_5m"], 47)
     assert rollups is not None
     assert chain(from_silver, rollups).seconds == pytest.approx(21.0)  # 10:00:09 to 10:00:30
+
+
+def test_a_tail_reads_each_complete_line_once_across_logs(tmp_path: Path) -> None:
+    tail = Tail(tmp_path)
+    assert tail.read() == []
+    log = tmp_path / "layers.log"
+    half = LINES[4][:20]
+    log.write_text("\n".join(LINES[:4]) + "\n" + half)  # the last line still being written
+    assert [(b.query, b.batch) for b in tail.read()] == [("silver", 0), ("silver_quarantine", 0)]
+    with log.open("a") as stream:
+        stream.write(LINES[4][20:] + "\n")
+    (tmp_path / "gold.log").write_text(line("gold_1m", 0, 5, 100, "2026-11-21T10:00:40.000Z") + "\n")
+    assert [(b.query, b.batch) for b in tail.read()] == [("gold_1m", 0), ("silver", 1)]
+    assert tail.read() == []
