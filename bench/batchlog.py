@@ -95,3 +95,24 @@ def drain(batches: list[Batch], queries: Iterable[str], rows: int) -> Drain | No
         return None
     done = None if any(e is None for e in ends) else max(e for e in ends if e is not None)
     return Drain(min(starts), done, min(reads), max(counts), max(busy))
+
+
+class Tail:
+    """The batches logged in a folder of job logs since the last :meth:`read`: a long run's logs grow to tens of
+    megabytes, too much to parse again every second."""
+
+    def __init__(self, logs: Path) -> None:
+        self.logs = logs
+        self._offsets: dict[Path, int] = {}
+
+    def read(self) -> list[Batch]:
+        batches = []
+        for log in sorted(self.logs.glob("*.log")):
+            offset = self._offsets.get(log, 0)
+            with log.open("rb") as stream:
+                stream.seek(offset)
+                chunk = stream.read()
+            complete = chunk[: chunk.rfind(b"\n") + 1]  # a line being written is read whole next time
+            self._offsets[log] = offset + len(complete)
+            batches += parse(complete.decode(errors="replace").splitlines())
+        return batches

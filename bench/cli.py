@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import backfill, floor, live, machine, plot, produce, results
+from bench import backfill, floor, live, machine, plot, produce, results, soak
 from bench.processes import MemorySampler
 from bench.stack import Stack, Tuning, bench_home, layer_pids
 from bench.workload import Fit, Workload
@@ -27,7 +27,8 @@ from core.settings import Settings
 from cryptolake.runner import Pipeline
 
 RESULTS = Path(__file__).with_name("results")
-SCENARIOS = ("backfill", "floor", "live")
+SCENARIOS = ("backfill", "floor", "live", "soak")
+DEFAULT_SCENARIOS = ("backfill", "floor", "live")  # the soak runs for hours: only when asked for
 SELF = "load generator"  # this process: the producer and the floor's workers, not part of the stack
 TUNED = ("trigger_interval", "max_offsets_per_trigger", "shuffle_partitions", "silver_watermark", "gold_watermark")
 
@@ -52,7 +53,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="backfill and floor runs; medians are reported")
     parser.add_argument("--live-seconds", type=float, default=180.0, help="seconds at each live rate")
     parser.add_argument("--rates", default="500,5000", help="live rates, trades/s, comma-separated")
-    parser.add_argument("--scenarios", default=",".join(SCENARIOS), help="which of backfill,floor,live to run")
+    parser.add_argument(
+        "--scenarios", default=",".join(DEFAULT_SCENARIOS), help=f"which of {','.join(SCENARIOS)} to run"
+    )
+    parser.add_argument("--soak-batches", type=int, default=10_000, help="the soak's batches of its slowest layer")
+    parser.add_argument("--soak-minutes", type=float, default=240.0, help="the soak's time limit, if reached first")
     parser.add_argument("--set", type=_setting, action="append", default=[], metavar="SETTING=VALUE")
     parser.add_argument("--spark-conf", type=_pair, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, not one for all")
@@ -116,7 +121,21 @@ def measure(args: argparse.Namespace, tuning: Tuning, stack: Stack, processes: P
             stack, tuning, Workload(Fit.load(), seed=args.seed), args.rates, args.live_seconds, processes.set
         )
         say(f"live: {report['rates']}")
-    return results.Measured(loaded, workload, backfills, floors, report, {})
+    soaked = None
+    if "soak" in args.scenarios:
+        say(f"soak: {args.soak_batches:,} batches of the slowest layer, at most {args.soak_minutes:g} min")
+        soaked = soak.run(
+            stack,
+            tuning,
+            Workload(Fit.load(), seed=args.seed),
+            args.soak_batches,
+            args.soak_minutes * 60,
+            processes.set,
+        )
+        medians = {q: (c["batches"], c["first_median_s"], c["last_median_s"], c["ratio"])
+                   for q, c in soaked["summary"]["queries"].items()}  # fmt: skip
+        say(f"soak: {soaked['seconds']:.0f}s; per query (batches, first median s, last median s, ratio): {medians}")
+    return results.Measured(loaded, workload, backfills, floors, report, {}, soaked)
 
 
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:
@@ -161,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.out_dir / f"{stem}.json"
     results.write(out, json_path)
     (args.out_dir / f"{stem}.png").write_bytes(plot.render(out))
+    if out["soak"] is not None:
+        (args.out_dir / f"{stem}-soak.png").write_bytes(plot.render_soak(out))
     say(f"wrote {json_path} and {stem}.png; logs in {home}/runs")
     headline = {key: out[key] for key in (*results.TARGETS, "floor_trades_per_s")}
     say(f"headline: {headline}")

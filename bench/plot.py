@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
+
+from bench.stats import percentile, rolling_median
+from core.layers import LAYERS
 
 WIDTH_INCHES = 12
 DPI = 100
@@ -124,6 +128,78 @@ def render(results: dict[str, Any]) -> bytes:
     for axes, panel in zip(figure.subplots(len(parts), 1, height_ratios=heights), parts, strict=True):
         _draw(axes, panel)
     figure.supxlabel(footer, fontsize="small", color="dimgray")
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
+
+
+ROLLING = 100  # batches in the rolling median of the soak's durations
+
+
+def _legend(axes: Axes, title: str, unit: str) -> None:
+    axes.set_title(title, loc="left")
+    axes.set_ylabel(unit)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")  # beside the lines
+
+
+def _durations(axes: Axes, layer: str, by_query: dict[str, list[int | None]]) -> None:
+    """Each batch as a faint dot, and the rolling median as a line; the y axis clipped above the 99th percentile."""
+    every: list[float] = []
+    for query, durations_ms in by_query.items():
+        batches = [b for b, ms in enumerate(durations_ms) if ms is not None]
+        seconds = [ms / 1000 for ms in durations_ms if ms is not None]
+        (line,) = axes.plot(batches, rolling_median(seconds, ROLLING), label=f"{query}, median of {ROLLING}")
+        axes.scatter(batches, seconds, s=2, alpha=0.3, color=line.get_color())
+        every += seconds
+    if every:
+        axes.set_ylim(0, percentile(every, 99) * 1.5)  # the odd slow batch would squash the medians flat
+    _legend(axes, f"{layer.capitalize()}: batch duration by batch number", "seconds")
+
+
+def _sampled(axes: Axes, x: list[int], series: dict[str, list[float | None]], title: str, unit: str) -> None:
+    for name, values in series.items():
+        axes.plot(x, [math.nan if v is None else v for v in values], marker=".", label=name)  # None: not read
+    _legend(axes, title, unit)
+
+
+def render_soak(results: dict[str, Any]) -> bytes:
+    """Per query, batch duration by batch number; per table, objects, log bytes and checkpoint bytes by batch number
+    (of the slowest layer when sampled); the driver's heap after a full GC."""
+    soak = results["soak"]
+    samples = soak["samples"]
+    x = [min(s["layer_batches"].values()) for s in samples]
+    tables = list(samples[0]["tables"]) if samples else []
+    queries = list(samples[0]["checkpoints"]) if samples else []
+    jvms = list(samples[0]["heap_after_gc_mib"]) if samples else []
+    sampled = {
+        ("Objects per table", "objects", False): {t: [s["tables"][t]["objects"] for s in samples] for t in tables},
+        ("Transaction log per table", "MiB", True): {
+            t: [s["tables"][t]["log_bytes"] / 2**20 for s in samples] for t in tables
+        },
+        ("Checkpoint per query", "MiB", True): {
+            q: [s["checkpoints"][q]["bytes"] / 2**20 for s in samples] for q in queries
+        },
+        ("Driver JVM heap after a full GC", "MiB", False): {
+            name: [s["heap_after_gc_mib"].get(name) for s in samples] for name in jvms
+        },
+    }
+    figure = Figure(figsize=(WIDTH_INCHES, 3 * (len(LAYERS) + len(sampled))), dpi=DPI, layout="constrained")
+    axes = figure.subplots(len(LAYERS) + len(sampled), 1)
+    for ax, (name, layer) in zip(axes, LAYERS.items(), strict=False):
+        _durations(ax, name, {q: soak["duration_ms"][q] for q in layer.queries if q in soak["duration_ms"]})
+    for ax, ((title, unit, log_scale), series) in zip(axes[len(LAYERS) :], sampled.items(), strict=True):
+        _sampled(ax, x, series, title, unit)
+        if log_scale:
+            ax.set_yscale("log")  # sizes from bytes to megabytes side by side
+    axes[-1].set_xlabel("batch number (sampled figures: the slowest layer's batches when sampled)")
+    machine, load = results["machine"], results["load_average"]
+    figure.supxlabel(
+        f"{results['date']}; trigger {soak['trigger_interval']}, {soak['rate_trades_per_s']} trades/s; "
+        f"{machine['cores']} cores, {machine['cpu_model']}; load average {load['start'][0]} at start, "
+        f"{load['end'][0]} at end",
+        fontsize="small",
+        color="dimgray",
+    )
     out = io.BytesIO()
     figure.savefig(out, format="png")
     return out.getvalue()

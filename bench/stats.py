@@ -63,3 +63,8 @@ def interpolate(table: Sequence[float], u: float) -> float:
 def table_mean(table: Sequence[float]) -> float:
     """The mean of what :func:`interpolate` draws from ``table``: uniform between successive points."""
     return sum((a + b) / 2 for a, b in itertools.pairwise(table)) / (len(table) - 1)
+
+
+def rolling_median(values: Sequence[float], window: int) -> list[float]:
+    """The median of each value with the ``window - 1`` before it (fewer at the start)."""
+    return [median(values[max(0, i - window + 1) : i + 1]) for i in range(len(values))]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from bench.batchlog import drain, parse
+from bench.batchlog import Tail, drain, parse
 from core import events
 
 
@@ -45,3 +46,17 @@ def test_drain_is_open_until_every_query_is_done_and_none_before_any_input() -> 
     batches = parse(LINES)
     assert drain(batches, ["silver", "silver_quarantine"], 2_000).end is None  # type: ignore[union-attr]
     assert drain(batches, ["gold_1m"], 10) is None
+
+
+def test_a_tail_reads_each_complete_line_once_across_logs(tmp_path: Path) -> None:
+    tail = Tail(tmp_path)
+    assert tail.read() == []
+    log = tmp_path / "layers.log"
+    half = LINES[4][:20]
+    log.write_text("\n".join(LINES[:4]) + "\n" + half)  # the last line still being written
+    assert [(b.query, b.batch) for b in tail.read()] == [("silver", 0), ("silver_quarantine", 0)]
+    with log.open("a") as stream:
+        stream.write(LINES[4][20:] + "\n")
+    (tmp_path / "gold.log").write_text(line("gold_1m", 0, 5, 100, "2026-11-21T10:00:40.000Z") + "\n")
+    assert [(b.query, b.batch) for b in tail.read()] == [("gold_1m", 0), ("silver", 1)]
+    assert tail.read() == []

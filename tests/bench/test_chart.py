@@ -40,3 +40,23 @@ def test_chart_has_a_row_per_figure_and_renders() -> None:
     assert [p.rows[0].label for p in panels] == ["Bronze", "Silver at 500/s", "bronze"]
     width, height = png_size(plot.render(RESULTS))
     assert width == plot.WIDTH_INCHES * plot.DPI and height > 300
+
+
+def _sample(batches: int, objects: int, heap: float | None) -> dict[str, object]:
+    return {
+        "layer_batches": {"bronze": batches + 5, "silver": batches, "gold": batches + 1},
+        "tables": {"bronze/trades": {"objects": objects, "log_bytes": 1_000 * batches}},
+        "checkpoints": {"bronze": {"bytes": 50_000 * batches}},
+        "heap_after_gc_mib": {"layers": heap},
+    }
+
+
+def test_soak_chart_renders_durations_and_samples_even_with_a_heap_not_read() -> None:
+    soak = {
+        "trigger_interval": "200 milliseconds",
+        "rate_trades_per_s": 300,
+        "duration_ms": {"bronze": [400, 300, None, 350] * 50, "silver": [900] * 150, "gold_5m": [100, 200]},
+        "samples": [_sample(100, 40, 120.5), _sample(200, 80, None)],
+    }
+    width, height = png_size(plot.render_soak(RESULTS | {"soak": soak}))
+    assert width == plot.WIDTH_INCHES * plot.DPI and height > 1_000

@@ -24,7 +24,13 @@ def test_settings_and_spark_conf_become_a_tuning() -> None:
     assert tuning.spark_conf == {"spark.ui.enabled": "false"} and args.scenarios == ["backfill"]
 
 
-@pytest.mark.parametrize("bad", [["--set", "no_such_setting=1"], ["--set", "noequals"], ["--scenarios", "soak"]])
+@pytest.mark.parametrize("bad", [["--set", "no_such_setting=1"], ["--set", "noequals"], ["--scenarios", "nope"]])
 def test_unknown_knobs_and_scenarios_are_refused(bad: list[str]) -> None:
     with pytest.raises(SystemExit):
         parse_args(bad)
+
+
+def test_the_soak_runs_only_when_asked_for_with_its_bounds() -> None:
+    args = parse_args(["--scenarios", "soak", "--soak-batches", "500", "--soak-minutes", "35"])
+    assert (args.scenarios, args.soak_batches, args.soak_minutes) == (["soak"], 500, 35.0)
+    assert "soak" not in parse_args([]).scenarios

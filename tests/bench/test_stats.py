@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from bench.stats import interpolate, percentile, quantile_table, summary
+from bench.stats import interpolate, percentile, quantile_table, rolling_median, summary
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -32,3 +32,8 @@ def test_quantile_table_samples_back_the_distribution() -> None:
     drawn = [interpolate(table, rng.random()) for _ in range(20_000)]
     for q in (10, 50, 90):
         assert percentile(drawn, q) == pytest.approx(percentile(data, q), rel=0.05)
+
+
+def test_rolling_median_takes_the_window_ending_at_each_value() -> None:
+    assert rolling_median([5.0, 1.0, 3.0, 10.0, 2.0], 3) == [5.0, 3.0, 3.0, 3.0, 3.0]
+    assert rolling_median([], 3) == []
