@@ -150,34 +150,38 @@ def _merged(column: str) -> str:
 
 
 def merge_bars(
-    spark: SparkSession, uri: str, bars_: DataFrame, watermark: datetime, days: list[date], batch_id: int
+    spark: SparkSession, uri: str, bars_: DataFrame, watermark: datetime | None, days: list[date], batch_id: int
 ) -> None:
-    """Add a batch's bars to the table at ``uri`` (a new bar is inserted), and mark complete the table's bars of
-    ``days`` the watermark has passed since. ``days``: the batch's, and the watermark's and the one before, so the
-    MERGE reads those days' files only; a bar more than a day older, first written after a restart by a batch of
-    late trades alone, waits for its next trade to be marked complete."""
+    """Add a batch's bars to the table at ``uri`` (a new bar is inserted), and, given a ``watermark``, mark complete
+    the table's bars of ``days`` it has passed since. ``days``: the batch's, and with a watermark its day and the one
+    before, so the MERGE reads those days' files only; a bar more than a day older, first written after a restart by a
+    batch of late trades alone, waits for its next trade to be marked complete."""
     across_venues = "exchanges" in bars_.columns
     key = ["bar_start", "symbol", *([] if across_venues else ["exchange"])]
-    on_days = F.col("t.date").isin(days)
     if not DeltaTable.isDeltaTable(spark, uri):
         # The table's first version: idempotent as the MERGEs after it, so a batch run again merges nothing twice.
         txn: dict[str, str | int] = {"txnAppId": txn_app_id("gold"), "txnVersion": batch_id}
         bars_.write.format("delta").options(**txn).partitionBy(*PARTITIONS).save(uri)
         return
     target = DeltaTable.forPath(spark, uri)
-    # Step 1: the table's incomplete bars the watermark has passed and the batch leaves alone, as rows without trades.
-    passed = (
-        target.toDF()
-        .where(F.col("date").isin(days) & ~F.col("complete") & (F.col("bar_end") <= F.lit(watermark)))
-        .select(*key, "bar_end", "date")
-        .join(bars_.select(*key), key, "left_anti")
-    )
+    rows = bars_
+    if watermark is not None:
+        # Step 1: the table's incomplete bars the watermark has passed and the batch leaves alone, as rows without
+        # trades.
+        days = sorted({*days, watermark.date(), watermark.date() - timedelta(days=1)})
+        passed = (
+            target.toDF()
+            .where(F.col("date").isin(days) & ~F.col("complete") & (F.col("bar_end") <= F.lit(watermark)))
+            .select(*key, "bar_end", "date")
+            .join(bars_.select(*key), key, "left_anti")
+        )
+        rows = bars_.unionByName(passed, allowMissingColumns=True)
     # Step 2: one MERGE of both.
     (
         target.alias("t")
         .merge(
-            bars_.unionByName(passed, allowMissingColumns=True).alias("s"),
-            on_days & F.expr(" AND ".join(f"t.{k} = s.{k}" for k in [*key, "date"])),
+            rows.alias("s"),
+            F.col("t.date").isin(days) & F.expr(" AND ".join(f"t.{k} = s.{k}" for k in [*key, "date"])),
         )
         .whenMatchedUpdate("s.trades IS NULL", {"complete": F.lit(True)})
         .whenMatchedUpdate(set={c: F.expr(_merged(c)) for c in bars_.columns if c not in {*key, "bar_end", "date"}})
@@ -190,6 +194,13 @@ def batch_writer(table_uri: TableUri, watermark_delay: str) -> WriteBatch:
     """Each batch of silver trades -> its bars, merged into every gold table, once per batch id."""
     delay = timedelta(seconds=duration_seconds(watermark_delay))
     newest_seen: list[datetime] = []  # the newest trade time of this run's batches: the watermark never goes back
+    # Per table, how many bar widths since the epoch the watermark had passed when the table's passed bars were last
+    # marked complete: until it passes one more bar end, no other bar can have become complete, and the MERGE skips
+    # reading the table for them.
+    marked: dict[str, int] = {}
+
+    def passed_ends(watermark: datetime, interval: str) -> int:
+        return int(watermark.timestamp() // duration_seconds(BAR_INTERVALS[interval]))
 
     def write(trades: DataFrame, batch_id: int) -> None:
         spark = trades.sparkSession
@@ -204,28 +215,30 @@ def batch_writer(table_uri: TableUri, watermark_delay: str) -> WriteBatch:
                 return
             newest_seen[:] = [max([newest, *newest_seen])]
             watermark = newest_seen[0] - delay
-            days = sorted({*days, watermark.date(), watermark.date() - timedelta(days=1)})
             # Step 2: each table's bars, complete where the watermark has passed them, merged side by side (each MERGE
             # waits on the store more than on the CPU). Delta applies a batch id once per table.
             conf = spark.conf
             conf.set("spark.databricks.delta.write.txnAppId", txn_app_id("gold"))
             conf.set("spark.databricks.delta.write.txnVersion", str(batch_id))
             try:
-                with ThreadPoolExecutor(len(GOLD_OUTPUTS)) as pool:
-                    merges = [
-                        pool.submit(
+                tables = {gold_table(i, a): (i, a) for i, a in GOLD_OUTPUTS}
+                ends = {table: passed_ends(watermark, interval) for table, (interval, _) in tables.items()}
+                with ThreadPoolExecutor(len(tables)) as pool:
+                    merges = {
+                        table: pool.submit(
                             merge_bars,
                             spark,
-                            table_uri(gold_table(interval, across_venues)),
+                            table_uri(table),
                             with_complete(gold_bars(minute, interval, across_venues), watermark),
-                            watermark,
+                            None if marked.get(table) == ends[table] else watermark,
                             days,
                             batch_id,
                         )
-                        for interval, across_venues in GOLD_OUTPUTS
-                    ]
-                    for merge in merges:
+                        for table, (interval, across_venues) in tables.items()
+                    }
+                    for table, merge in merges.items():
                         merge.result()
+                        marked[table] = ends[table]
             finally:
                 conf.unset("spark.databricks.delta.write.txnAppId")
                 conf.unset("spark.databricks.delta.write.txnVersion")

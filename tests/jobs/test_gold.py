@@ -12,6 +12,7 @@ from core.layers import GOLD_OUTPUTS, gold_table
 from cryptolake.venue.synthetic import generate
 from jobs import gold, schemas
 from jobs.gold import bars, rollup
+from jobs.runtime import WriteBatch
 from tests import reference
 from tests.jobs.rows import reference_bars
 
@@ -152,9 +153,16 @@ def test_a_rollup_has_the_columns_and_types_of_bars_made_from_the_trades(spark: 
     assert made == bars(silver, "5m").schema.simpleString()
 
 
-def _write_batches(spark: SparkSession, lake: Path, batches: list[list[tuple[object, ...]]], first_id: int = 0) -> None:
-    """Gold's batch writer over ``batches`` of silver rows, with ids from ``first_id``, into tables under ``lake``."""
-    write = gold.batch_writer(lambda table: str(lake / table), "10 seconds")
+def _write_batches(
+    spark: SparkSession,
+    lake: Path,
+    batches: list[list[tuple[object, ...]]],
+    first_id: int = 0,
+    write: WriteBatch | None = None,
+) -> None:
+    """Gold's batch writer (a new one, as after a restart, unless ``write``) over ``batches`` of silver rows, with ids
+    from ``first_id``, into tables under ``lake``."""
+    write = write or gold.batch_writer(lambda table: str(lake / table), "10 seconds")
     for batch_id, rows in enumerate(batches, start=first_id):
         write(spark.createDataFrame(rows, schemas.SILVER), batch_id)
 
@@ -210,16 +218,17 @@ def _at(trade_id: int, price: str, minute: int, second: int) -> tuple[object, ..
 def test_a_bar_is_complete_once_the_watermark_passes_it_and_a_late_trade_restates_it(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    _write_batches(spark, tmp_path, [[_at(1, "100", 0, 5), _at(2, "101", 1, 30)]])
+    write = gold.batch_writer(lambda table: str(tmp_path / table), "10 seconds")  # one run: no restart between
+    _write_batches(spark, tmp_path, [[_at(1, "100", 0, 5), _at(2, "101", 1, 30)]], write=write)
     # Watermark 23:55:20 (newest trade less 10 s): the 23:54 bar is complete, the 23:55 one is not.
     assert {r.bar_start.minute: r.complete for r in _table(spark, tmp_path).collect()} == {54: True, 55: False}
-    _write_batches(spark, tmp_path, [[_at(3, "102", 3, 30)]], first_id=1)
+    _write_batches(spark, tmp_path, [[_at(3, "102", 3, 30)]], first_id=1, write=write)
     # Watermark 23:57:20: the 23:55 bar, in no trade of this batch, is complete too.
     completed = {r.bar_start.minute: r.complete for r in _table(spark, tmp_path).collect()}
     assert completed == {54: True, 55: True, 57: False}
     before = spark.sql(f"DESCRIBE HISTORY delta.`{tmp_path / gold_table('1m')}`").first().version
     # A trade of 23:54:01, after its bar was complete: the bar is restated, and stays complete.
-    _write_batches(spark, tmp_path, [[_at(0, "90", 0, 1)]], first_id=2)
+    _write_batches(spark, tmp_path, [[_at(0, "90", 0, 1)]], first_id=2, write=write)
     bar = _table(spark, tmp_path).where("bar_start = '2024-08-08 23:54:00'").first()
     assert (bar.open, bar.low, bar.close, bar.trades, bar.first_trade_id, bar.complete) == (90, 90, 100, 2, "0", True)
     five = _table(spark, tmp_path, "5m").where("bar_start = '2024-08-08 23:50:00'").first()
