@@ -19,7 +19,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from core.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_table
 from core.settings import Settings, duration_seconds
-from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, run_layer, txn_app_id, write_batches
+from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, read_table, run_layer, txn_app_id, write_batches
 
 # Where a trade sits in the order that makes a bar's open and close: event time, then (across venues) the exchange's
 # name, then the venue's own order: its trade number where it numbers its trades in order, else (null numbers) the
@@ -249,7 +249,7 @@ def batch_writer(table_uri: TableUri, watermark_delay: str) -> WriteBatch:
 
 
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    trades = spark.readStream.format("delta").load(settings.table_uri(SILVER_TABLE))
+    trades = read_table(spark, settings.table_uri(SILVER_TABLE))
     return [write_batches(trades, settings, "gold", batch_writer(settings.table_uri, settings.gold_watermark))]
 
 

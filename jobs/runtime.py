@@ -88,6 +88,14 @@ def write_table(rows: DataFrame, settings: Settings, query: str, table: str, *pa
     )
 
 
+def read_table(spark: SparkSession, uri: str) -> DataFrame:
+    """The rows each new version of the Delta table at ``uri`` adds, as a stream.
+
+    The upstream's expiry deletes whole days (``jobs/lifecycle.py``), which a Delta source refuses by default: those
+    deletions are skipped, and compactions add no rows."""
+    return spark.readStream.format("delta").option("ignoreDeletes", "true").load(uri)
+
+
 def write_batches(rows: DataFrame, settings: Settings, query: str, write: WriteBatch) -> StreamingQuery:
     """Start ``query``: hand each micro-batch of ``rows`` to ``write``, which writes it to the lake with Delta's
     idempotent writes (``txn_options``), so a batch run again after a failure changes nothing it wrote before."""

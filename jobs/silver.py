@@ -15,7 +15,7 @@ from core.layers import BRONZE_TABLE, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings, duration_seconds
 from core.venues import LAKE_VENUES
 from jobs import schemas, venues
-from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, run_layer, txn_app_id, write_batches
+from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, read_table, run_layer, txn_app_id, write_batches
 
 
 def _header(name: str) -> Column:
@@ -251,7 +251,7 @@ def batch_writer(table_uri: TableUri) -> WriteBatch:
 
 
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    bronze = spark.readStream.format("delta").load(settings.table_uri(BRONZE_TABLE))
+    bronze = read_table(spark, settings.table_uri(BRONZE_TABLE))
     rows = deduplicated(parse_trades(bronze, Bounds.of(settings)), settings.silver_watermark)
     return [write_batches(rows, settings, "silver", batch_writer(settings.table_uri))]
 

@@ -1,9 +1,10 @@
 import threading
 from pathlib import Path
 
+from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from jobs.runtime import wait_for_table
+from jobs.runtime import read_table, wait_for_table
 
 
 def test_a_table_counts_as_there_once_its_first_commit_is(spark: SparkSession, tmp_path: Path) -> None:
@@ -20,3 +21,30 @@ def test_a_table_counts_as_there_once_its_first_commit_is(spark: SparkSession, t
     stopped = waiter.is_alive()
     stop.set()
     assert not stopped, "the wait went on after the first commit"
+
+
+def test_a_layer_reads_on_past_the_expiry_of_its_upstreams_old_days(spark: SparkSession, tmp_path: Path) -> None:
+    upstream, seen = str(tmp_path / "upstream"), str(tmp_path / "seen")
+
+    def append(*days: str) -> None:
+        rows = spark.createDataFrame([(d,) for d in days], "day string").selectExpr("day", "to_date(day) AS date")
+        rows.write.format("delta").mode("append").partitionBy("date").save(upstream)
+
+    def read_new() -> None:
+        query = (
+            read_table(spark, upstream)
+            .writeStream.format("delta")
+            .option("checkpointLocation", str(tmp_path / "checkpoint"))
+            .trigger(availableNow=True)
+            .start(seen)
+        )
+        query.awaitTermination()
+
+    append("2026-11-01", "2026-12-01")
+    read_new()
+    # The upstream's lifecycle expires its old day, then new rows come.
+    DeltaTable.forPath(spark, upstream).delete("date < '2026-12-01'")
+    append("2026-12-02")
+    read_new()
+    got = sorted(r.day for r in spark.read.format("delta").load(seen).collect())
+    assert got == ["2026-11-01", "2026-12-01", "2026-12-02"]
