@@ -31,6 +31,9 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Every table is a Delta Lake table: Delta's SQL (MERGE, OPTIMIZE, VACUUM, DESCRIBE HISTORY) and catalog.
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        # Partitions of the job that rebuilds a table's state from its log (at every commit, and for every batch a
+        # Delta source plans): Delta's default, 50, is 50 tasks a time on a machine of a few cores.
+        "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
         # Compaction after the writes that leave a partition with many small files, in the writer's thread: a batch
         # writes a file or two, and a MERGE rewrites the few files it touches.
         "spark.databricks.delta.autoCompact.enabled": "true",
