@@ -167,10 +167,11 @@ class ProgressLogger(StreamingQueryListener):
 def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_seconds: float = 5.0) -> None:
     """Block until the Delta table at ``uri`` has its first commit (a Delta source needs one), or ``stop``.
 
-    The log's folder comes before its first commit, so the wait is for a commit file in it."""
+    A commit file, not the ``_delta_log`` folder: the writer creates the folder before its first commit, and a source
+    started in between fails ("Table schema is not set")."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    commits = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log/*.json")
+    commits = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log/[0-9]*.json")
     filesystem = commits.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     waited = False
     while not filesystem.globStatus(commits) and not stop.is_set():

@@ -5,8 +5,9 @@ with one BTC trade stamped an hour ahead; OKX BTC-USDT two minutes behind its re
 trade sent again three minutes later; and halfway through, a replay of a 2024 Binance recording. Bronze reads a few
 hundred records a batch, so the layers see the stream over many batches, as they would live.
 
-The run must end with every bronze trade in silver or in the quarantine, each trade once, and in every gold table
-each bar equal to the reference computed from the trades that count: all but those `lake.read_late_trades` lists.
+The run must end with every bronze trade in silver or in the quarantine, each trade once, and every gold table holding
+exactly the reference's bars of every valid trade. The second half is sent once gold holds exactly the first half's
+bars: what the lagging venue sends then falls in bars already written, which it restates in new versions of the table.
 """
 
 from __future__ import annotations
@@ -22,19 +23,18 @@ import pytest
 from confluent_kafka import Producer
 
 from bench import frames, workload
-from core.layers import BRONZE_TABLE, GOLD_OUTPUTS, QUARANTINE_TABLE, ROLLUP_INTERVALS, SILVER_TABLE, gold_query
+from core.layers import BRONZE_TABLE, QUARANTINE_TABLE, SILVER_TABLE, gold_table
 from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline
 from cryptolake.venue import synthetic
 from tests import reference
-from tests.e2e.helpers import bar_key, cli, private_stack, us, wait_for
+from tests.e2e.helpers import bar_key, cli, mismatch, private_stack, wait_for_gold
 from tests.fixtures import recording
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
 WATERMARK_S = 5
-MINUTES = {"1m": 1, "5m": 5, "1h": 60}
 PER_STREAM = 900
 RATE = 3.0  # trades per second of event time: five minutes a stream
 SKEWED = PER_STREAM * 3 // 10
@@ -42,7 +42,7 @@ MIDDLE_US = 150_000_000
 RECEIVE_US = 40_000  # how long a frame takes from the venue's engine to the ingestor
 HOUR_US = 3_600_000_000
 RECORDED = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"
-EXACT = ("open", "high", "low", "close", "volume", "quote_volume", "trades", "buy_volume", "sell_volume")
+SKEWED_KEY = ("binance", "BTC-USDT", str(synthetic.FIRST_TRADE_ID + SKEWED))
 
 
 @dataclass(frozen=True)
@@ -94,24 +94,32 @@ def _produce(settings: Settings, records: list[Record]) -> None:
     assert producer.flush(30) == 0
 
 
+def _sent(records: list[Record]) -> list[reference.Trade]:
+    """The trades of every record, each as the reference reads it (its place in the one partition: its offset)."""
+    return [t for position, r in enumerate(records)
+            for t in reference.trades_of(r.exchange, r.frame, r.symbol, position) or []]  # fmt: skip
+
+
+def _valid(sent: list[reference.Trade]) -> list[reference.Trade]:
+    """What silver keeps: each trade once, but the skewed one."""
+    return reference.unique(t for t in sent if _key(t) != SKEWED_KEY)
+
+
 @dataclass
 class Run:
     pipeline: Pipeline
     records: list[Record]
+    first_half_version: int  # the 1m table's version once it held exactly their bars
 
     @property
     def settings(self) -> Settings:
         return self.pipeline.settings
 
 
-def _gold_watermark_ms(settings: Settings, interval: str = "1m", across: bool = False) -> int:
-    return lake.committed_watermark(settings, gold_query(interval, across)) or 0
-
-
 @pytest.fixture(scope="module")
 def run(services: Settings) -> Iterator[Run]:
     # One partition: the layers see the records in the order of their ingest times (partitions read out of step are
-    # another matter, see the README's "Late trades").
+    # another matter, see the README's lake section).
     settings = private_stack(
         services, "adversarial", 1, gold_watermark=f"{WATERMARK_S} seconds", max_offsets_per_trigger=300
     )
@@ -119,15 +127,18 @@ def run(services: Settings) -> Iterator[Run]:
     start_ms = int(time.time() * 1000) // 60_000 * 60_000 - 600_000
     records = _stream(start_ms)
     split = next(i for i, r in enumerate(records) if r.ingest_us >= start_ms * 1000 + MIDDLE_US)
+    first_half = _valid(_sent(records[:split]))
     running = Pipeline(settings, source=None)
     _produce(settings, records[:split])
     running.start()
     try:
-        # The second half comes once gold has passed its first minutes: what lags behind them is late for sure.
-        passed_ms = start_ms + (MIDDLE_US - 50_000_000) // 1000
-        wait_for(running, lambda: _gold_watermark_ms(settings) >= passed_ms, "gold past the first half's minutes")
+        wait_for_gold(running, first_half, WATERMARK_S, "every gold table equal to the reference of the first half")
+        # Nothing more is sent yet: the newest version is (or, compacted, holds) what was compared.
+        version = lake.history(settings, gold_table("1m"), 1)[0].version
+        then = lake.read_bars(settings, as_of=version).to_pylist()
+        assert mismatch(then, first_half, WATERMARK_S) is None
         _produce(settings, records[split:])
-        yield Run(running, records)
+        yield Run(running, records, version)
     finally:
         running.stop()
 
@@ -140,45 +151,13 @@ def _key(trade: reference.Trade) -> tuple[str, str, str]:
     return trade.exchange, trade.symbol, trade.trade_id
 
 
-def _settled(settings: Settings, latest_us: int) -> bool:
-    """Every gold query from silver has committed a batch at the watermark of the whole stream (its latest trade less
-    the delay), and every rollup one at the start of the latest 1m bar."""
-    final_ms = (latest_us - WATERMARK_S * 1_000_000) // 1000
-    from_silver = [(i, a) for i, a in GOLD_OUTPUTS if a or i not in ROLLUP_INTERVALS]
-    if not all(_gold_watermark_ms(settings, interval, across) >= final_ms for interval, across in from_silver):
-        return False
-    starts = lake.read_bars(settings, interval="1m")["bar_start"].to_pylist()
-    latest_1m_ms = us(max(starts)) // 1000 if starts else final_ms
-    return all(_gold_watermark_ms(settings, interval) >= latest_1m_ms for interval in ROLLUP_INTERVALS)
-
-
-def _assert_bars_are_the_counted_trades(settings: Settings, valid: list[reference.Trade]) -> dict[Any, set[Any]]:
-    """In every gold table, the bars gold's watermark has passed are the reference's over the trades that count."""
-    late_by_table = {}
-    for interval, across in GOLD_OUTPUTS:
-        late = {_trade_key(t) for t in lake.read_late_trades(settings, interval, across_venues=across).to_pylist()}
-        counted = [dataclasses.replace(t, exchange="*") if across else t for t in valid if _key(t) not in late]
-        expected = reference.bars(counted, MINUTES[interval])
-        width_us = MINUTES[interval] * 60_000_000
-        sealed = {k for k in expected if k[2] + width_us <= _gold_watermark_ms(settings, interval, across) * 1000}
-        gold = lake.read_bars(settings, interval=interval, across_venues=across).to_pylist()
-        got = {("*", b["symbol"], us(b["bar_start"])) if across else bar_key(b): b for b in gold}
-        assert set(got) == sealed and len(got) == len(gold), (interval, across)
-        for key in sealed:
-            want = dataclasses.asdict(expected[key])
-            assert {f: got[key][f] for f in EXACT} == {f: want[f] for f in EXACT}, (interval, across, key)
-        late_by_table[(interval, across)] = late
-    return late_by_table
-
-
 def test_every_trade_is_in_silver_or_quarantine_once_and_every_bar_is_exact(run: Run) -> None:
     settings = run.settings
-    sent = [(r, t) for position, r in enumerate(run.records)
-            for t in reference.trades_of(r.exchange, r.frame, r.symbol, position) or []]  # fmt: skip
-    skewed = ("binance", "BTC-USDT", str(synthetic.FIRST_TRADE_ID + SKEWED))
-    valid = reference.unique(t for _, t in sent if _key(t) != skewed)
+    sent = _sent(run.records)
+    valid = _valid(sent)
     assert len(valid) == len(sent) - 2  # all but the skewed trade and the repeat
-    wait_for(run.pipeline, lambda: _settled(settings, max(t.time_us for t in valid)), "gold settled on the stream")
+    # The lagging venue's trades, the repeat and the 2024 replay all count: every bar is the reference's of them all.
+    wait_for_gold(run.pipeline, valid, WATERMARK_S, "every gold table equal to the reference of every valid trade")
 
     # Bronze holds every record; silver each valid trade once; the quarantine the skewed one, with its reason.
     assert lake.read_table(settings, BRONZE_TABLE).num_rows == len(run.records)
@@ -187,15 +166,27 @@ def test_every_trade_is_in_silver_or_quarantine_once_and_every_bar_is_exact(run:
     quarantine = lake.read_table(settings, QUARANTINE_TABLE).to_pylist()
     assert [q["reject_reason"] for q in quarantine] == ["event time more than 10 s after ingest time"]
 
-    late = _assert_bars_are_the_counted_trades(settings, valid)[("1m", False)]
-    # The lagging venue's trades that came after gold had passed their minute are late, and listed as such.
-    assert any(exchange == "okx" for exchange, *_ in late)
-    # Neither the lagging venue nor the skewed clock cost Binance's live trades a bar; every replayed 2024 trade came
-    # long after gold had passed its minute.
-    replayed = {_key(t) for r, t in sent if r.replay}
-    assert {k for k in late if k[0] == "binance"} == replayed
-    # The command lists the same trades.
-    listed = [
-        json.loads(line) for line in cli(settings, "late", "BTC-USDT", "--exchange", "okx", "--json").splitlines()
+
+def test_the_lagging_venue_restates_its_bars_in_new_versions(run: Run) -> None:
+    settings, table = run.settings, gold_table("1m")
+    wait_for_gold(run.pipeline, _valid(_sent(run.records)), WATERMARK_S, "every gold table equal to the reference")
+    okx = {"symbol": "BTC-USDT", "exchange": "okx"}
+    then = lake.read_bars(settings, **okx, as_of=run.first_half_version).to_pylist()
+    now = {bar_key(b): b for b in lake.read_bars(settings, **okx).to_pylist()}
+    # OKX sends two minutes behind: when the first half was in (that version held exactly its bars), OKX had sent its
+    # first minute's first 30 s only; the rest of that minute came with the second half and restated the bar.
+    restated = [bar_key(b) for b in then if b["trades"] < now[bar_key(b)]["trades"]]
+    assert restated, then
+    versions = lake.history(settings, table, lake.history(settings, table, 1)[0].version - run.first_half_version)
+    assert any(v.operation == "MERGE" and int(v.metrics.get("numTargetRowsUpdated", 0)) > 0 for v in versions), [
+        (v.version, v.operation, v.summary()) for v in versions
     ]
-    assert sorted(map(_trade_key, listed)) == sorted(k for k in late if k[0] == "okx")
+
+    # The commands show the same: the versions since, and the bars as they were then.
+    listed = [json.loads(line) for line in cli(settings, "history", table, "--limit", str(len(versions)), "--json")
+              .splitlines()]  # fmt: skip
+    assert [(v["version"], v["operation"]) for v in listed] == [(v.version, v.operation) for v in versions]
+    printed = cli(settings, "bars", "BTC-USDT", "--exchange", "okx", "--as-of", str(run.first_half_version), "--json")
+    assert [(b["bar_start"], b["trades"]) for b in map(json.loads, printed.splitlines())] == [
+        (f"{b['bar_start']:%Y-%m-%dT%H:%M:%SZ}", b["trades"]) for b in then
+    ]

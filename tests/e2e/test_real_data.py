@@ -1,7 +1,8 @@
 """Recorded real sessions (Binance BTC and ETH, Coinbase, Bybit, OKX) through bronze, silver and gold.
 
-The frames go into Kafka as the ingestor sends them (raw bytes, key, headers with the recorded receive time); every
-finalised bar at every interval must equal a plain-Python computation from the same frames.
+The frames go into Kafka as the ingestor sends them (raw bytes, key, headers with the recorded receive time); once they
+are all in, every gold table (every interval, and across venues) must hold exactly the bars a plain-Python computation
+makes of the same frames.
 """
 
 from __future__ import annotations
@@ -19,21 +20,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from core.layers import BAR_INTERVALS, LAYERS, QUARANTINE_TABLE, ROLLUP_INTERVALS, SILVER_TABLE, gold_table
+from core.layers import LAYERS, QUARANTINE_TABLE, SILVER_TABLE, gold_table
 from core.settings import Settings
 from cryptolake import lake
 from cryptolake.runner import Pipeline, Source
 from tests import reference
-from tests.e2e.helpers import (
-    assert_gold_equals,
-    bar_key,
-    cli,
-    final_bars,
-    final_rollup_bars,
-    private_stack,
-    us,
-    wait_for,
-)
+from tests.e2e.helpers import cli, private_stack, wait_for, wait_for_gold
 from tests.fixtures import recording
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
@@ -48,7 +40,6 @@ RECORDINGS = [
 # Binance and Bybit frames name the symbol unsplit; the ingestor keys them by the canonical one it subscribed to.
 CANONICAL = {"btcusdt": "BTC-USDT", "ethusdt": "ETH-USDT", "BTCUSDT": "BTC-USDT", "ETHUSDT": "ETH-USDT"}
 WATERMARK_S = 5
-MINUTES = {"1m": 1, "5m": 5, "1h": 60}
 
 
 def _key_symbol(message: dict[str, Any]) -> str:
@@ -102,34 +93,10 @@ def replayed(services: Settings) -> Iterator[Replayed]:
         running.stop()
 
 
-def test_every_interval_equals_the_reference(replayed: Replayed) -> None:
-    settings, trades = replayed.settings, replayed.trades
-    assert {t.exchange for t in trades} == {"binance", "coinbase", "bybit", "okx"}
-    final_1m = final_bars(reference.bars(trades), max(t.time_us for t in trades), WATERMARK_S)
-    for interval in BAR_INTERVALS:
-        expected = reference.bars(trades, MINUTES[interval])
-        final = final_rollup_bars(expected, final_1m, MINUTES[interval]) if interval in ROLLUP_INTERVALS else final_1m
-        wait_for(
-            replayed.pipeline,
-            lambda i=interval, f=final: f <= {bar_key(b) for b in lake.read_bars(settings, interval=i).to_pylist()},
-            f"every final {interval} bar in gold",
-        )
-        assert_gold_equals(lake.read_bars(settings, interval=interval).to_pylist(), expected, final)
-
-
-def test_bars_across_venues_pool_every_exchange(replayed: Replayed) -> None:
-    pooled = [dataclasses.replace(t, exchange="*") for t in replayed.trades]
-    expected = reference.bars(pooled)
-    final = final_bars(expected, max(t.time_us for t in pooled), WATERMARK_S)
-    got = {("*", b["symbol"], us(b["bar_start"])): b for b in lake.read_bars(replayed.settings, across_venues=True)
-           .to_pylist()}  # fmt: skip
-    assert final <= set(got)
-    for key in final:
-        bar, want = got[key], expected[key]
-        assert (bar["open"], bar["high"], bar["low"], bar["close"], bar["volume"], bar["trades"]) == (
-            want.open, want.high, want.low, want.close, want.volume, want.trades)  # fmt: skip
-        assert bar["exchanges"] == sorted({t.exchange for t in replayed.trades if t.symbol == key[1]
-                                           and key[2] <= t.time_us < key[2] + 60_000_000})  # fmt: skip
+def test_every_gold_table_equals_the_reference(replayed: Replayed) -> None:
+    """Every interval's bars per exchange, and the 1m bars across venues."""
+    assert {t.exchange for t in replayed.trades} == {"binance", "coinbase", "bybit", "okx"}
+    wait_for_gold(replayed.pipeline, replayed.trades, WATERMARK_S, "every gold table equal to the reference")
 
 
 def test_silver_holds_each_trade_once_and_quarantine_nothing(replayed: Replayed) -> None:
@@ -149,6 +116,7 @@ def test_bars_command_prints_json_with_exact_decimals(replayed: Replayed) -> Non
             bar[k] for k in ("open", "close", "volume", "quote_volume")
         ]
         assert isinstance(printed["volume"], str) and printed["trades"] == bar["trades"]
+        assert printed["complete"] is bar["complete"]
 
 
 def test_reset_deletes_the_layer_and_names_what_to_reset_next(replayed: Replayed) -> None:

@@ -169,8 +169,8 @@ def test_the_lines_the_layers_really_log_are_counted(caplog: pytest.LogCaptureFi
     progress = {"name": "bronze", "batchId": 0, "numInputRows": 300, "observedMetrics": {WRITTEN_METRIC: {"rows": 290}}}
     listener.onQueryProgress(SimpleNamespace(progress=SimpleNamespace(json=json.dumps(progress))))
     # A lake where silver's table has no commit on the first look and has one on the next.
-    looks = iter((False, True))
-    filesystem = SimpleNamespace(exists=lambda _path: next(looks))
+    looks = iter(([], ["00000000000000000000.json"]))
+    filesystem = SimpleNamespace(globStatus=lambda _path: next(looks))
     table_log = SimpleNamespace(getFileSystem=lambda _conf: filesystem)
     hadoop = SimpleNamespace(fs=SimpleNamespace(Path=lambda _uri: table_log))
     spark = SimpleNamespace(
