@@ -113,6 +113,17 @@ def txn_app_id(query: str) -> str:
     return f"cryptolake-{query}"
 
 
+def failure_text(exc: BaseException) -> str:
+    """The messages of ``exc`` and of the errors that caused it, a line each: a sink's failure wraps its source's (a
+    Delta write fails with Kafka's data loss as its cause). PySpark keeps a JVM error's cause in ``_cause``."""
+    texts: list[str] = []
+    error: BaseException | None = exc
+    while error is not None and len(texts) < 20:
+        texts.append(str(error))
+        error = getattr(error, "_cause", None) or error.__cause__
+    return "\n".join(texts)
+
+
 def what_to_do(error: str) -> str | None:
     """Advice for failures an operator must act on, by what Spark's message says."""
     if "KAFKA_DATA_LOSS" in error or "Some data may have been lost" in error:
@@ -240,7 +251,8 @@ def run_layer(layer: str, *stages: Stage) -> int:
                 ended = [q.name for q in queries if not q.isActive]
                 raise RuntimeError(f"query {', '.join(ended)} stopped by itself")
     except (StreamingQueryException, RuntimeError) as exc:
-        log.error(events.QUERY_FAILED, extra=logs.fields(error=str(exc), what_to_do=what_to_do(str(exc))))
+        advice = what_to_do(failure_text(exc))
+        log.error(events.QUERY_FAILED, extra=logs.fields(error=str(exc), what_to_do=advice))
         return 1
     finally:
         stop.set()  # ends the maintenance rounds too

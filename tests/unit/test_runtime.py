@@ -15,7 +15,15 @@ import pytest
 
 from core.settings import Settings
 from core.throttle import Throttle
-from jobs.runtime import WRITTEN_METRIC, BatchCounts, ProgressLogger, batch_summary, stop_between_batches
+from jobs.runtime import (
+    WRITTEN_METRIC,
+    BatchCounts,
+    ProgressLogger,
+    batch_summary,
+    failure_text,
+    stop_between_batches,
+    what_to_do,
+)
 from jobs.session import LOG4J2_CONFIG, spark_conf
 
 PYSPARK_JARS = Path(__import__("pyspark").__file__).parent / "jars"
@@ -53,6 +61,23 @@ def test_a_batch_line_takes_the_counts_of_the_layers_own_writer(caplog: pytest.L
     first, again = (r.fields for r in caplog.records)  # type: ignore[attr-defined]
     assert (first["output_rows"], first["quarantined_rows"]) == (580, 20)
     assert again["output_rows"] == 1 and "quarantined_rows" not in again
+
+
+class JvmError(Exception):
+    """An error as PySpark converts a JVM one: its cause in ``_cause``."""
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self._cause = cause
+
+
+def test_the_advice_on_lost_kafka_data_finds_it_among_the_causes() -> None:
+    lost = JvmError("KafkaIllegalStateException: Some data may have been lost because they are not available")
+    write = JvmError("[TASK_WRITE_FAILED] Task failed while writing rows to s3a://lake/bronze/trades", lost)
+    failed = JvmError("[STREAM_FAILED] terminated with exception: [TASK_WRITE_FAILED] Task failed", write)
+    assert what_to_do(str(failed)) is None
+    advice = what_to_do(failure_text(failed))
+    assert advice is not None and "cryptolake reset bronze" in advice
 
 
 def event(name: str, duration_ms: int) -> SimpleNamespace:
