@@ -119,8 +119,8 @@ def test_trades_of_one_instant_make_the_bars_of_the_reference(spark: SparkSessio
     assert max(per_instant.values()) > 1, "the session has trades that share a time"
 
     silver = valid_trades(parse_trades(frames), "10 minutes").cache()
-    bars_1m = bars(silver, "1m", "10 seconds")
-    for minutes, gold in ((1, bars_1m), (5, bars(silver, "5m", "10 seconds")), (5, rollup(bars_1m, "5m"))):
+    bars_1m = bars(silver, "1m")
+    for minutes, gold in ((1, bars_1m), (5, bars(silver, "5m")), (5, rollup(bars_1m, "5m"))):
         got, want = reference_bars(gold), reference.bars(trades, minutes)
         assert set(got) == set(want), minutes
         for key, bar in want.items():
