@@ -67,14 +67,18 @@ def install_packages(packages: dict[str, str]) -> None:
             run_command(install, env=env)
 
 
-def cni_bin(pins: dict[str, tools.Pin]) -> Path:
+def cni_bin(pins: dict[str, tools.Pin], tools_dir: Path = tools.TOOLS_DIR) -> Path:
     """A folder of the pinned CNI plugins under the names CNI calls them by."""
-    folder = tools.TOOLS_DIR / "cni" / pins["cni-bridge"].version
+    folder = tools_dir / "cni" / pins["cni-bridge"].version
     folder.mkdir(parents=True, exist_ok=True)
     for plugin in CNI_PLUGINS:
         link = folder / plugin
-        if not link.exists():
-            link.symlink_to(tools.binary(pins[f"cni-{plugin}"]))
+        # Relative, so that a copied or moved .cryptolake keeps working; a link left dangling by one is made again.
+        target = os.path.relpath(tools.binary(pins[f"cni-{plugin}"], tools_dir), folder)
+        if link.is_symlink() and str(link.readlink()) == target:
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(target)
     return folder
 
 
