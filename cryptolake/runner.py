@@ -14,6 +14,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from core.settings import Settings
 from cryptolake import lake
@@ -29,6 +30,14 @@ LAYERS = ("bronze", "silver", "gold")
 ONE_JVM = "layers"  # the process running all three layers in one Spark driver
 JOB_STOP_SECONDS = 60.0
 MAX_RESTARTS = 5
+
+
+def service_ports(settings: Settings) -> set[int]:
+    """The ports the settings give Kafka and MinIO. `up` picks the pipeline's ports before it starts them, so a free
+    port could be one of theirs (a test's venue once took MinIO's console port): the pipeline's must not be."""
+    addresses = [urlsplit(f"//{address}") for address in settings.kafka_bootstrap.split(",")]
+    ports = {url.port for url in [*addresses, urlsplit(settings.s3_endpoint)] if url.port is not None}
+    return ports | {settings.kafka_controller_port, settings.minio_console_port}
 
 
 @dataclass(frozen=True)
@@ -71,12 +80,13 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.paths = LocalPaths.of(self.settings)
-        venue_port = free_port()
+        taken = service_ports(self.settings)
+        venue_port = free_port(avoid=taken)
         overrides: dict[str, object] = {
             "local_home": str(self.paths.state),  # absolute: the children run in other folders
             "spark_master": self.settings.spark_master or "local[2]",
             "spark_jars_dir": self.settings.spark_jars_dir or str(self.paths.spark_jars),
-            "ingestor_http_port": free_port(),
+            "ingestor_http_port": free_port(avoid=taken),
         }
         if self.source is not None and self.source.kind == "synthetic":
             overrides["binance_url"] = f"ws://127.0.0.1:{venue_port}"

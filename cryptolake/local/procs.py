@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 LOG_TAIL_LINES = 25
@@ -101,8 +101,9 @@ def can_connect(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on now, below the kernel's ephemeral range, and not handed out before by this process.
+def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+    """A port nothing listens on now, below the kernel's ephemeral range, not handed out before by this process, and
+    not in ``avoid`` (ports another process chose for services that may not listen yet).
 
     The kernel gives ports of the ephemeral range to every outgoing connection and every bind to port 0 (Spark's,
     Kafka clients', S3 uploads'): one of those could take a port chosen there before its service binds it, and the
@@ -111,7 +112,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     low = _ephemeral_range_start()
     for _ in range(PORT_TRIES):
         port = _random.randrange(PORT_FLOOR, low)
-        if port in _handed_out:
+        if port in _handed_out or port in avoid:
             continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:

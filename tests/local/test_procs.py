@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
+from cryptolake.local import procs
 from cryptolake.local.procs import ManagedProcess, free_port
+from cryptolake.runner import Pipeline
 
 SPAWNS = 100  # the race this guards against hit in most tries of a loop of 20
 
@@ -88,3 +91,22 @@ def test_free_ports_lie_below_the_ephemeral_range_and_are_never_handed_out_twice
     for port in ports:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", port))
+
+
+def test_the_pipelines_ports_are_never_those_the_settings_give_kafka_and_minio(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `up` picks the venue's and the ingestor's ports before Kafka and MinIO bind theirs, which another process chose.
+    services = [21_001, 21_002, 21_003, 21_004]
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{services[0]}",
+        kafka_controller_port=services[1],
+        s3_endpoint=f"http://127.0.0.1:{services[2]}",
+        minio_console_port=services[3],
+        local_home=str(tmp_path),
+    )
+    ours = [port for port in range(21_005, 21_100) if port not in procs._handed_out][:2]
+    draws = iter([*reversed(services), ours[0], *services, ours[1]])
+    monkeypatch.setattr(procs._random, "randrange", lambda low, high: next(draws))
+    pipeline = Pipeline(settings)
+    assert (pipeline.venue_port, pipeline.settings.ingestor_http_port) == tuple(ours)
