@@ -17,7 +17,10 @@ from core.venues.base import US_PER_MS
 # Rough price levels, so the demo's bars look like the markets they are named after.
 START_PRICES = {"BTC": 60_000.0, "ETH": 3_000.0, "SOL": 150.0, "BNB": 550.0, "XRP": 0.6, "DOGE": 0.12}
 PRICE_STEP = Decimal("0.00000001")
-FIRST_TRADE_ID = 1_000_000
+# A run's ids start at its start time in ms times this: a later run on the same lake (a second `make demo`) numbers
+# its trades apart from the first's, which silver would otherwise drop as duplicates. Two runs started t ms apart
+# share no id until one of them has made t * 1,000 trades of a symbol.
+IDS_PER_MS = 1_000
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,12 @@ class Trade:
 def generate(
     symbols: Sequence[str], *, seed: int, start_ms: int, rate: float, count: int | None = None
 ) -> Iterator[Trade]:
-    """Trades across ``symbols`` at ``rate`` per second of event time, from ``start_ms``; endless if no count."""
+    """Trades across ``symbols`` at ``rate`` per second of event time, from ``start_ms``; endless if no count.
+
+    Each symbol's ids are contiguous from ``first_trade_id(start_ms)``."""
     rng = random.Random(seed)
     prices = {s: START_PRICES.get(s.split("-")[0], 100.0) for s in symbols}
-    next_id = dict.fromkeys(symbols, FIRST_TRADE_ID)
+    next_id = dict.fromkeys(symbols, first_trade_id(start_ms))
     # Zipf-like activity: the first symbol trades most, as BTC does.
     weights = [1 / (rank + 1) for rank in range(len(symbols))]
     clock_ms = float(start_ms)
@@ -67,6 +72,10 @@ def generate(
         )
         next_id[symbol] += 1
         produced += 1
+
+
+def first_trade_id(start_ms: int) -> int:
+    return start_ms * IDS_PER_MS
 
 
 def _tick(price: float) -> Decimal:

@@ -2,7 +2,7 @@ import json
 from decimal import Decimal
 from itertools import groupby
 
-from cryptolake.venue.synthetic import FIRST_TRADE_ID, generate
+from cryptolake.venue.synthetic import generate
 
 SYMBOLS = ["BTC-USDT", "ETH-USDT", "DOGE-USDT"]
 
@@ -20,11 +20,23 @@ def test_ids_are_contiguous_per_symbol_and_time_moves_forward() -> None:
     by_symbol = sorted(trades, key=lambda t: t.symbol)
     for _symbol, group in groupby(by_symbol, key=lambda t: t.symbol):
         ids = [t.trade_id for t in group]
-        assert ids == list(range(FIRST_TRADE_ID, FIRST_TRADE_ID + len(ids)))
+        assert ids == list(range(1_000_000, 1_000_000 + len(ids)))  # from the start's ms, times 1,000
     times = [t.time_ms for t in trades]
     assert times == sorted(times) and times[0] >= 1_000
     # 3,000 trades at 50/s span about a minute of event time.
     assert 50_000 < times[-1] - times[0] < 70_000
+
+
+def test_runs_started_apart_share_no_trade_id() -> None:
+    # A second run on the same lake, one second after the first: its trades are new ones, not the first run's again.
+    first = {
+        (t.symbol, t.trade_id) for t in generate(SYMBOLS, seed=1, start_ms=1_723_161_255_342, rate=100, count=5_000)
+    }
+    second = {
+        (t.symbol, t.trade_id) for t in generate(SYMBOLS, seed=1, start_ms=1_723_161_256_342, rate=100, count=5_000)
+    }
+    assert len(first) == len(second) == 5_000
+    assert not first & second
 
 
 def test_prices_walk_and_sizes_have_a_heavy_tail() -> None:
