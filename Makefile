@@ -7,7 +7,7 @@ UV := .cryptolake/tools/uv/bin/uv
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: help setup demo test test-fast bench lint format clean
+.PHONY: help setup demo notebook test test-fast bench lint format clean
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,6 +25,9 @@ setup: $(BIN)/cryptolake ## Create .venv and install Kafka, MinIO and the Spark 
 
 demo: setup ## Run the whole pipeline locally on the synthetic venue until Ctrl-C
 	$(BIN)/cryptolake up --source synthetic
+
+notebook: setup ## Open notebooks/lake.ipynb in JupyterLab, on the lake the CRYPTOLAKE_* settings name (make demo's by default)
+	$(BIN)/jupyter lab notebooks/lake.ipynb
 
 test: setup lint ## Run every test: unit, Spark transforms, Kubernetes renders, end to end on local services
 	$(BIN)/python -m pytest

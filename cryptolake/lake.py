@@ -122,6 +122,7 @@ def _scan(
     delta: DeltaTable | None,
     partition_filter: Sequence[tuple[str, str, Any]] | None,
     rows: ds.Expression | None,
+    columns: Sequence[str] | None = None,
 ) -> pa.Table:
     if delta is None:
         return pa.table({})
@@ -134,7 +135,7 @@ def _scan(
         dataset = delta.to_pyarrow_dataset(
             file_pruning_predicate=partitions or None, filesystem=_data_files(settings, table)
         )
-        return dataset.to_table(filter=rows)
+        return dataset.to_table(columns=None if columns is None else list(columns), filter=rows)
 
 
 def read_table(
@@ -142,13 +143,17 @@ def read_table(
     table: str,
     partition_filter: Sequence[tuple[str, str, Any]] | None = None,
     as_of: AsOf | None = None,
+    *,
+    columns: Sequence[str] | None = None,
+    rows: ds.Expression | None = None,
 ) -> pa.Table:
     """A table's rows at its newest version (or ``as_of``), with its partition columns; none before its first commit.
 
     ``partition_filter`` holds ``(column, op, value)`` on partition columns only, e.g. ``[("date", ">=", day)]``: the
-    files of other partitions are not read.
+    files of other partitions are not read. ``columns`` reads only those columns of each file, ``rows`` keeps the rows
+    it holds true for (e.g. ``ds.field("exchange") == "kraken"``).
     """
-    return _scan(settings, table, open_table(settings, table, as_of), partition_filter, None)
+    return _scan(settings, table, open_table(settings, table, as_of), partition_filter, rows, columns)
 
 
 def _sorted_bars(bars: pa.Table, across_venues: bool) -> pa.Table:

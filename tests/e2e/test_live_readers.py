@@ -1,9 +1,10 @@
-"""The dashboard in a real browser (headless Chromium, driven by Playwright) and the layers' Prometheus metrics, on
-one running pipeline.
+"""What a user reads a running pipeline with, on one pipeline: the dashboard in a real browser (headless Chromium,
+driven by Playwright), the layers' Prometheus metrics and the notebook.
 
 The page must show candles for every symbol, then a newer candle once gold writes one; the screenshot it leaves is
 the page as a user sees it. The layers' driver must serve its streaming metrics in Prometheus's text format, under
-the names the chart's Grafana dashboard reads.
+the names the chart's Grafana dashboard reads. The notebook must run headless to its end, its last cell agreeing
+with gold on a bar it computes from silver's trades.
 """
 
 from __future__ import annotations
@@ -18,18 +19,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import nbformat
+import pyarrow.compute as pc
 import pytest
+from nbclient import NotebookClient
 from playwright.sync_api import Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from core import events
 from core.settings import Settings
+from cryptolake import lake
 from cryptolake.dashboard import server
 from cryptolake.dashboard.view import LakeView
 from cryptolake.local.browser import install_chromium
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import ONE_JVM, Pipeline, Source
 from tests.e2e.helpers import DEADLINE_S, private_stack, wait_for
+from tests.unit.test_notebook import NOTEBOOK
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
@@ -150,3 +156,24 @@ def test_the_layers_serve_streaming_metrics_in_prometheus_text(stack: Stack) -> 
     assert len(patterns) == 5
     for pattern in patterns:
         assert any(re.fullmatch(pattern, name) for name in found["names"]), f"no served metric matches {pattern}"
+
+
+def _complete_bars(stack: Stack) -> int:
+    bars = lake.read_newest_bars(stack.pipeline.settings, count=1)
+    return 0 if bars.num_rows == 0 else pc.sum(bars["complete"].cast("int64")).as_py()
+
+
+@pytest.mark.timeout(DEADLINE_S + 600)
+def test_the_notebook_runs_to_its_end_against_the_stack(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    wait_for(stack.pipeline, lambda: _complete_bars(stack) > 0, "a complete 1m bar in gold")
+    # The kernel reads the stack's settings from its environment, as the notebook tells a user to set them.
+    for name, value in stack.pipeline.settings.to_env().items():
+        monkeypatch.setenv(name, value)
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    client = NotebookClient(
+        notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(REPO_ROOT)}}
+    )
+    client.execute()
+
+    last = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
+    assert "trades agree" in last, last

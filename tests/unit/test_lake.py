@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow as pa
@@ -70,6 +71,14 @@ def test_a_partition_filter_names_partition_columns_only(local_lake: Settings) -
     write_gold(local_lake, [bar("binance", "BTC-USDT", NOON)])
     with pytest.raises(ValueError, match="exchange: not partition columns"):
         lake.read_table(local_lake, "gold/bars_1m", [("exchange", "=", "binance")])
+
+
+def test_a_read_can_take_some_columns_and_the_rows_a_filter_keeps(local_lake: Settings) -> None:
+    write_gold(local_lake, [bar("binance", "BTC-USDT", NOON, "100"), bar("okx", "BTC-USDT", NOON, "101")])
+
+    got = lake.read_table(local_lake, "gold/bars_1m", columns=["exchange", "close"], rows=ds.field("exchange") == "okx")
+    assert got.column_names == ["exchange", "close"]
+    assert [(b["exchange"], b["close"]) for b in got.to_pylist()] == [("okx", Decimal(101))]
 
 
 def test_files_the_log_does_not_list_are_not_read(local_lake: Settings) -> None:
