@@ -211,6 +211,11 @@ class Settings(BaseSettings):
         _url("ws", "wss"),
     )
     ingestor_http_port: int = _setting(9108, "Port of the ingestor's /metrics, /healthz and /readyz.", _port)
+    ingestor_http_host: str = _setting(
+        "0.0.0.0",  # noqa: S104 - in a pod, the kubelet's probes and Prometheus come from outside it
+        "Address the ingestor's /metrics, /healthz and /readyz listen on; local mode listens on 127.0.0.1 only.",
+        _non_empty,
+    )
     venues: tuple[str, ...] = _setting(
         ("binance",),
         "Venues the ingestor streams trades from, comma-separated: binance, kraken, coinbase, bybit, okx "

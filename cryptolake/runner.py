@@ -20,7 +20,7 @@ from core.settings import Settings
 from cryptolake import lake
 from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
-from cryptolake.local.procs import ManagedProcess, ServiceError, free_port
+from cryptolake.local.procs import LOOPBACK, ManagedProcess, ServiceError, free_port
 from cryptolake.status import RECENT_BARS, Progress, freshest_bars
 from cryptolake.venue import recordings
 from cryptolake.venue.replay import ingestor_settings
@@ -87,6 +87,7 @@ class Pipeline:
             "spark_master": self.settings.spark_master or "local[2]",
             "spark_jars_dir": self.settings.spark_jars_dir or str(self.paths.spark_jars),
             "ingestor_http_port": free_port(avoid=taken),
+            "ingestor_http_host": LOOPBACK,
         }
         if self.source is not None and self.source.kind == "synthetic":
             overrides["binance_url"] = f"ws://127.0.0.1:{venue_port}"
@@ -149,7 +150,14 @@ class Pipeline:
     def child_env(self) -> dict[str, str]:
         # The repository first on the path, as when the children ran in it: its code, whatever the working folder.
         path = os.pathsep.join(filter(None, (str(REPO_ROOT), os.environ.get("PYTHONPATH"))))
-        return {**os.environ, **self.settings.to_env(), "PYTHONPATH": path, "PYTHONUNBUFFERED": "1"}
+        # SPARK_LOCAL_IP: the drivers' UI (and its /metrics) and RPC listen on loopback only, not on every interface.
+        return {
+            **os.environ,
+            **self.settings.to_env(),
+            "PYTHONPATH": path,
+            "PYTHONUNBUFFERED": "1",
+            "SPARK_LOCAL_IP": LOOPBACK,
+        }
 
     def restart_failed(self) -> list[str]:
         """Start again each layer that exited, as the Spark Operator's restart policy does in Kubernetes.

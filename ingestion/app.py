@@ -51,7 +51,7 @@ def main() -> int:
         # While stopping, the loop has ended on purpose: the flush may outlast the bound.
         return [] if stop.is_set() else ingestor.unhealthy() + main_loop.stalled()
 
-    server = serve(metrics, settings.ingestor_http_port, unready, unhealthy)
+    server = serve(metrics, settings.ingestor_http_port, unready, unhealthy, settings.ingestor_http_host)
     log.info(
         "starting",
         extra=logs.fields(

@@ -160,10 +160,10 @@ def serve(
     port: int,
     unready: Callable[[], list[str]],
     unhealthy: Callable[[], list[str]],
-    host: str = "0.0.0.0",  # noqa: S104 - a pod's probes and Prometheus come from outside it
+    host: str,
 ) -> ThreadingHTTPServer:
-    """Serve /metrics, /readyz (503 with ``unready()``'s reasons while it returns any) and /healthz (the same with
-    ``unhealthy()``'s, what only a restart cures: Kubernetes restarts the pod when it fails)."""
+    """Serve on ``host``:``port`` /metrics, /readyz (503 with ``unready()``'s reasons while it returns any) and
+    /healthz (the same with ``unhealthy()``'s, what only a restart cures: Kubernetes restarts the pod when it fails)."""
     attributes = {"registry": metrics.registry, "unready": staticmethod(unready), "unhealthy": staticmethod(unhealthy)}
     handler = type("Handler", (_Handler,), attributes)
     server = ThreadingHTTPServer((host, port), handler)

@@ -26,8 +26,6 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         "spark.hadoop.fs.s3a.path.style.access": "true",
         "spark.hadoop.fs.s3a.connection.ssl.enabled": str(settings.s3_endpoint.startswith("https")).lower(),
         "spark.hadoop.fs.s3a.aws.credentials.provider": "org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider",
-        "spark.hadoop.fs.s3a.access.key": settings.s3_access_key,
-        "spark.hadoop.fs.s3a.secret.key": settings.s3_secret_key,
         # Every table is a Delta Lake table: Delta's SQL (MERGE, OPTIMIZE, VACUUM, DESCRIBE HISTORY) and catalog.
         "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
@@ -55,6 +53,8 @@ def spark_conf(settings: Settings) -> dict[str, str]:
         # Standard Parquet timestamps (not the legacy INT96), so pyarrow and other readers see UTC instants.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
         "spark.ui.showConsoleProgress": "false",
+        # The UI shows the layers; it does not stop their jobs or stages (a click would fail a streaming batch).
+        "spark.ui.killEnabled": "false",
         # Streaming metrics (input and processing rate, batch duration, state rows, watermark) in Prometheus's text
         # format at the driver UI's /metrics/prometheus, under one namespace whatever the run's application id.
         "spark.sql.streaming.metricsEnabled": "true",
@@ -79,6 +79,12 @@ def build_session(settings: Settings, app_name: str) -> SparkSession:
     for key, value in spark_conf(settings).items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
+    # The S3 keys go to the running JVM, not through the builder: PySpark puts a builder's settings on the command line
+    # of the driver it launches (local mode), where anyone's `ps` reads them. Every S3A client and the configuration
+    # Spark ships to tasks start from this one.
+    hadoop = spark.sparkContext._jsc.hadoopConfiguration()
+    hadoop.set("fs.s3a.access.key", settings.s3_access_key)
+    hadoop.set("fs.s3a.secret.key", settings.s3_secret_key)
     # Where the driver's JVM did not start with LOG4J2_CONFIG (Kubernetes), at least no INFO lines.
     spark.sparkContext.setLogLevel("WARN")
     return spark

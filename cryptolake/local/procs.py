@@ -26,6 +26,7 @@ LINUX_EPHEMERAL_START = 32_768  # the kernel's default ip_local_port_range start
 
 _random = random.SystemRandom()
 _handed_out: set[int] = set()
+LOOPBACK = "127.0.0.1"  # where local mode listens: this machine only
 
 
 class ServiceError(RuntimeError):
@@ -101,7 +102,7 @@ def can_connect(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def free_port(host: str = "127.0.0.1", avoid: Collection[int] = ()) -> int:
+def free_port(host: str = LOOPBACK, avoid: Collection[int] = ()) -> int:
     """A port nothing listens on now, below the kernel's ephemeral range, not handed out before by this process, and
     not in ``avoid`` (ports another process chose for services that may not listen yet).
 

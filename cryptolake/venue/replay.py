@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from cryptolake.local.procs import free_port
+from cryptolake.local.procs import LOOPBACK, free_port
 from cryptolake.venue import recordings
 from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
 from ingestion.config import SYMBOL_SETTINGS
@@ -28,7 +28,9 @@ def ingestor_settings(settings: Settings, loaded: Sequence[recordings.Recording]
     for recording in loaded:
         symbols.setdefault(SYMBOL_SETTINGS[recording.feed.name], {}).update(dict.fromkeys(recording.symbols))
     changes: dict[str, Any] = {name: tuple(found) for name, found in symbols.items()}
-    return settings.with_(venues=tuple(feeds), venue_url=venue_url, ingestor_http_port=free_port(), **changes)
+    return settings.with_(
+        venues=tuple(feeds), venue_url=venue_url, ingestor_http_port=free_port(), ingestor_http_host=LOOPBACK, **changes
+    )
 
 
 def replay(settings: Settings, paths: Sequence[Path], speed: float, idle_timeout: float = 60.0) -> int:

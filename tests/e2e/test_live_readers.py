@@ -1,14 +1,18 @@
 """What a user reads a running pipeline with, on one pipeline: the dashboard in a real browser (headless Chromium,
-driven by Playwright), the layers' Prometheus metrics and the notebook.
+driven by Playwright), the layers' Prometheus metrics and the notebook; and what else could reach it: nothing from
+beyond this machine.
 
 The page must show candles for every symbol, then a newer candle once gold writes one; the screenshot it leaves is
 the page as a user sees it. The layers' driver must serve its streaming metrics in Prometheus's text format, under
-the names the chart's Grafana dashboard reads. The notebook must run headless to its end, its last cell agreeing
-with gold on a bar it computes from silver's trades.
+the names the chart's Grafana dashboard reads. Every process of local mode must listen on loopback only, and none may
+have the S3 secret on its command line, where any user's `ps` reads it. The notebook must run headless to its end,
+its last cell agreeing with gold on a bar it computes from silver's trades.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
 import json
 import re
 import threading
@@ -20,6 +24,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import nbformat
+import psutil
 import pyarrow.compute as pc
 import pytest
 from nbclient import NotebookClient
@@ -177,3 +182,34 @@ def test_the_notebook_runs_to_its_end_against_the_stack(stack: Stack, monkeypatc
 
     last = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
     assert "trades agree" in last, last
+
+
+def _local_processes(stack: Stack) -> list[psutil.Process]:
+    """Kafka, MinIO, the venue, the ingestor and the layers (by the PID files in the state folder), with children."""
+    found = []
+    for pidfile in stack.pipeline.paths.run.glob("*.pid"):
+        with contextlib.suppress(psutil.Error, ValueError):
+            process = psutil.Process(int(pidfile.read_text()))
+            found += [process, *process.children(recursive=True)]
+    return found
+
+
+def _on_loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
+
+
+def test_local_mode_listens_on_loopback_and_puts_no_secret_on_a_command_line(stack: Stack) -> None:
+    wait_for(stack.pipeline, lambda: _metrics_url(stack) is not None, "the layers' Spark UI")
+    processes = _local_processes(stack)
+    names = {p.name() for p in processes}
+    assert {"java", "minio"} <= names, f"Kafka, the layers and MinIO among {names}"
+    secret = stack.pipeline.settings.s3_secret_key
+    listening = []
+    for process in processes:
+        assert secret not in " ".join(process.cmdline()), f"the S3 secret on {process.name()}'s command line"
+        listening += [(process.name(), c.laddr) for c in process.net_connections("inet") if c.status == "LISTEN"]
+    assert len(listening) >= 6, listening  # Kafka's two, MinIO's two, the ingestor's, the venue's, the Spark UI's
+    beyond = [(name, address) for name, address in listening if not _on_loopback(address.ip)]
+    assert not beyond, f"listening beyond this machine: {beyond}"
