@@ -11,6 +11,7 @@ QUERY_STARTED: Final = "query started"
 BATCH: Final = "batch"  # one line per micro-batch, with its query, batch id and row counts
 WAITING_FOR_UPSTREAM: Final = "waiting for the upstream table"
 QUERY_FAILED: Final = "query failed"
+STATE_MISMATCH: Final = "checkpoint and tables disagree"  # the layer refuses to start (exit code 2)
 SPARK_UI: Final = "spark ui"
 MAINTENANCE: Final = "table maintained"  # a round of a table's lifecycle: rows expired, files vacuumed
 MAINTENANCE_FAILED: Final = "table maintenance failed"

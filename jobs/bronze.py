@@ -41,7 +41,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     return [write_table(bronze_records(kafka), settings, "bronze", BRONZE_TABLE, "date")]
 
 
-STAGE = Stage(start, writes=(BRONZE_TABLE,))
+STAGE = Stage(start, "bronze", writes=(BRONZE_TABLE,))
 
 
 def main() -> int:

@@ -253,7 +253,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     return [write_batches(trades, settings, "gold", batch_writer(settings.table_uri, settings.gold_watermark))]
 
 
-STAGE = Stage(start, SILVER_TABLE, tuple(gold_table(i, a) for i, a in GOLD_OUTPUTS))
+STAGE = Stage(start, "gold", SILVER_TABLE, tuple(gold_table(i, a) for i, a in GOLD_OUTPUTS))
 
 
 def main() -> int:

@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -129,9 +129,11 @@ def what_to_do(error: str) -> str | None:
     if "KAFKA_DATA_LOSS" in error or "Some data may have been lost" in error:
         return (
             "Kafka no longer holds offsets bronze has not read yet: the topic was recreated, or retention deleted "
-            "records before bronze read them. Nothing was skipped. To go on from what Kafka holds now, reset bronze "
-            "(`cryptolake reset bronze`, or delete its checkpoint in the bucket), then silver and gold to rebuild "
-            "them from the new bronze."
+            "records before bronze read them. Nothing was skipped: bronze stopped before the gap. To go on from what "
+            "Kafka holds now, reset bronze, then silver and gold (`cryptolake reset bronze`, then `silver` and `gold`: "
+            "each deletes a layer's tables and checkpoint together), which rebuilds the lake from Kafka's earliest "
+            "offsets; copy the bucket's tables first to keep what only they hold. Deleting a checkpoint alone does "
+            "not help: a layer refuses to start on tables its checkpoint does not know."
         )
     return None
 
@@ -175,21 +177,56 @@ class ProgressLogger(StreamingQueryListener):
         log.info("query terminated", extra=logs.fields(run_id=str(event.runId), error=event.exception))
 
 
-def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_seconds: float = 5.0) -> None:
-    """Block until the Delta table at ``uri`` has its first commit (a Delta source needs one), or ``stop``.
-
-    A commit file, not the ``_delta_log`` folder: the writer creates the folder before its first commit, and a source
-    started in between fails ("Table schema is not set")."""
+def _any_file(spark: SparkSession, pattern: str) -> bool:
+    """Whether a file matches the Hadoop glob ``pattern`` (an S3A URI)."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
-    commits = jvm.org.apache.hadoop.fs.Path(f"{uri}/_delta_log/[0-9]*.json")
-    filesystem = commits.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    path = jvm.org.apache.hadoop.fs.Path(pattern)
+    return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).globStatus(path))
+
+
+def has_commit(spark: SparkSession, uri: str) -> bool:
+    """Whether the Delta table at ``uri`` has a commit: a commit file, not the ``_delta_log`` folder, which the writer
+    creates before its first commit (a source started in between fails: "Table schema is not set")."""
+    return _any_file(spark, f"{uri}/_delta_log/[0-9]*.json")
+
+
+def wait_for_table(spark: SparkSession, uri: str, stop: threading.Event, poll_seconds: float = 5.0) -> None:
+    """Block until the Delta table at ``uri`` has its first commit (a Delta source needs one), or ``stop``."""
     waited = False
-    while not filesystem.globStatus(commits) and not stop.is_set():
+    while not has_commit(spark, uri) and not stop.is_set():
         if not waited:
             log.info(events.WAITING_FOR_UPSTREAM, extra=logs.fields(table=uri))
             waited = True
         stop.wait(poll_seconds)
+
+
+class StateMismatchError(Exception):
+    """A query's checkpoint and the tables it writes do not belong together; the message says what to do."""
+
+
+def check_state(spark: SparkSession, query: str, checkpoint: str, tables: Mapping[str, str]) -> None:
+    """Refuse to start ``query`` where its ``checkpoint`` and its ``tables`` (name: URI) disagree, which a start would
+    not survive whole: a table with commits and a checkpoint without a batch would read the input again from the
+    start and write it twice (a checkpoint deleted alone); a checkpoint with finished batches and none of its tables
+    would go on from where it stood and never write what came before (tables deleted alone). A kill between a batch's
+    writes and its checkpoint commit leaves neither: a batch's offsets are in the checkpoint before it writes."""
+    planned = _any_file(spark, f"{checkpoint}/offsets/[0-9]*")
+    finished = _any_file(spark, f"{checkpoint}/commits/[0-9]*")
+    committed = [table for table, uri in tables.items() if has_commit(spark, uri)]
+    reset = f"`cryptolake reset {query}` (its tables and checkpoint together), then the layers it feeds"
+    if committed and not planned:
+        raise StateMismatchError(
+            f"{', '.join(committed)} {'has' if len(committed) == 1 else 'have'} data but {query}'s checkpoint "
+            f"({checkpoint}) has no batch: starting would read the input again and write it twice. Restore the "
+            f"checkpoint, or {reset}."
+        )
+    if finished and not committed:
+        raise StateMismatchError(
+            f"{query}'s checkpoint ({checkpoint}) has finished batches but {', '.join(tables)} "
+            f"{'is' if len(tables) == 1 else 'are'} gone: starting would go on from the checkpoint and never write "
+            f"what came before. Restore the tables, or {reset}."
+        )
 
 
 def stop_between_batches(queries: list[StreamingQuery], timeout: float = STOP_WAIT_SECONDS) -> None:
@@ -209,17 +246,18 @@ def stop_between_batches(queries: list[StreamingQuery], timeout: float = STOP_WA
 
 @dataclass(frozen=True)
 class Stage:
-    """A layer's queries, the lake table they read (waited for until its first commit) if any, and the tables they
-    write, which this driver alone maintains."""
+    """A layer's query (``start`` starts it, under the name ``query``, which names its checkpoint), the lake table it
+    reads (waited for until its first commit) if any, and the tables it writes, which this driver alone maintains."""
 
     start: StartQueries
+    query: str
     upstream: str | None = None
     writes: tuple[str, ...] = ()
 
 
 def run_layer(layer: str, *stages: Stage) -> int:
     """Run the stages' queries until SIGTERM (exit 0) or until one fails (exit 1, so the pod restarts); exit 2 at
-    once on bad settings.
+    once on bad settings, or on a checkpoint and tables that disagree: no restart can mend either.
 
     One stage is one layer; several run layers in one Spark driver, each started once its upstream table exists.
     """
@@ -235,6 +273,14 @@ def run_layer(layer: str, *stages: Stage) -> int:
     spark.streams.addListener(ProgressLogger(duration_seconds(settings.trigger_interval)))
     # Where its streaming metrics are: the UI's port is the first free one from 4040 when several drivers run.
     log.info(events.SPARK_UI, extra=logs.fields(url=spark.sparkContext.uiWebUrl, metrics=METRICS_PATH))
+    try:
+        for stage in stages:
+            tables = {table: settings.table_uri(table) for table in stage.writes}
+            check_state(spark, stage.query, settings.checkpoint_uri(stage.query), tables)
+    except StateMismatchError as exc:
+        log.error(events.STATE_MISMATCH, extra=logs.fields(error=str(exc)))
+        spark.stop()
+        return 2
     maintenance = Maintenance(spark, settings, [table for stage in stages for table in stage.writes], stop)
     maintenance.start()
     queries: list[StreamingQuery] = []

@@ -256,7 +256,7 @@ def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     return [write_batches(rows, settings, "silver", batch_writer(settings.table_uri))]
 
 
-STAGE = Stage(start, BRONZE_TABLE, (SILVER_TABLE, QUARANTINE_TABLE))
+STAGE = Stage(start, "silver", BRONZE_TABLE, (SILVER_TABLE, QUARANTINE_TABLE))
 
 
 def main() -> int:

@@ -1,4 +1,5 @@
-"""Offsets that vanish from Kafka before bronze reads them stop bronze with a message, never a silent skip."""
+"""Offsets that vanish from Kafka before bronze reads them stop bronze with a message, never a silent skip; and a
+checkpoint deleted alone, as a user might to get past that, makes bronze refuse to start rather than read again."""
 
 from __future__ import annotations
 
@@ -72,3 +73,13 @@ def test_deleted_records_fail_bronze_and_say_what_to_reset(services: Settings, t
     failure = [entry for entry in logged if entry["event"] == events.QUERY_FAILED]
     assert failure and "cryptolake reset bronze" in failure[-1]["what_to_do"]
     assert lake.read_table(settings, BRONZE_TABLE).num_rows == 20  # nothing after the gap was taken either
+
+    # Deleting the checkpoint alone would have bronze read Kafka from its earliest offset into a table that holds
+    # part of it already: it refuses, and writes nothing.
+    lake.filesystem(settings).delete_dir(f"{settings.lake_bucket}/{Settings.checkpoint_key('bronze')}")
+    third = _bronze(settings, log)
+    assert third.wait(240) == 2, log.read_text()[-3000:]
+    logged = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    refusal = [entry for entry in logged if entry["event"] == events.STATE_MISMATCH]
+    assert refusal and "cryptolake reset bronze" in refusal[-1]["error"], logged[-1]
+    assert lake.read_table(settings, BRONZE_TABLE).num_rows == 20

@@ -1,10 +1,12 @@
+import shutil
 import threading
 from pathlib import Path
 
+import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
-from jobs.runtime import read_table, wait_for_table
+from jobs.runtime import StateMismatchError, check_state, read_table, wait_for_table
 
 
 def test_a_table_counts_as_there_once_its_first_commit_is(spark: SparkSession, tmp_path: Path) -> None:
@@ -48,3 +50,28 @@ def test_a_layer_reads_on_past_the_expiry_of_its_upstreams_old_days(spark: Spark
     read_new()
     got = sorted(r.day for r in spark.read.format("delta").load(seen).collect())
     assert got == ["2026-11-01", "2026-12-01", "2026-12-02"]
+
+
+def test_a_checkpoint_and_tables_that_disagree_refuse_to_start(spark: SparkSession, tmp_path: Path) -> None:
+    upstream, table, checkpoint = (str(tmp_path / name) for name in ("upstream", "table", "checkpoint"))
+    spark.range(3).write.format("delta").save(upstream)
+    tables = {"the/table": table}
+    check_state(spark, "layer", checkpoint, tables)  # neither yet: a first start
+    query = (
+        read_table(spark, upstream)
+        .writeStream.format("delta")
+        .option("checkpointLocation", checkpoint)
+        .trigger(availableNow=True)
+        .start(table)
+    )
+    query.awaitTermination()
+    check_state(spark, "layer", checkpoint, tables)  # a batch in both
+
+    shutil.move(checkpoint, tmp_path / "kept")
+    with pytest.raises(StateMismatchError, match=r"the/table has data but layer's checkpoint .* write it twice"):
+        check_state(spark, "layer", checkpoint, tables)
+
+    shutil.move(tmp_path / "kept", checkpoint)
+    shutil.rmtree(table)
+    with pytest.raises(StateMismatchError, match=r"finished batches but the/table is gone"):
+        check_state(spark, "layer", checkpoint, tables)
