@@ -1,7 +1,8 @@
 """Generate each chart's ``README.md`` with helm-docs (pinned in ``k8s-tools.txt``).
 
-A chart's README is its ``README.md.gotmpl`` filled from ``Chart.yaml`` and the ``# --`` comments of ``values.yaml``,
-one table row per value, in the file's order; a test fails when a committed README differs from what this writes.
+A chart's README is the layout of ``charts/readme.gotmpl`` with the chart's own paragraph from its
+``README.md.gotmpl``, filled from ``Chart.yaml`` and the ``# --`` comments of ``values.yaml``, one table row per value
+in the file's order; a test fails when a committed README differs from what this writes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from cryptolake.local.paths import REPO_ROOT
 
 CHARTS_DIR = REPO_ROOT / "charts"
 COMMAND = "python -m cryptolake.k8s chart-docs"
+LAYOUT = "readme.gotmpl"  # in charts/, shared by every chart's README.md.gotmpl
 
 
 def generate(charts_dir: Path = CHARTS_DIR) -> list[Path]:
@@ -23,6 +25,9 @@ def generate(charts_dir: Path = CHARTS_DIR) -> list[Path]:
     helm_docs = tools.binary(tools.read_pins()["helm-docs"])
     # Values in their file's order, which groups them as values.yaml does; warnings only, so that stderr means trouble.
     args = [str(helm_docs), "--chart-search-root", str(charts_dir), "--sort-values-order", "file"]
+    # The layout first, so that the chart's template can call it; helm-docs finds a file outside the chart by its
+    # absolute path only.
+    args += ["--template-files", str(charts_dir / LAYOUT), "--template-files", "README.md.gotmpl"]
     args += ["--log-level", "warning"]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     # A template error is only a warning to helm-docs, which then writes a README without the values' table.

@@ -95,9 +95,9 @@ def test_every_values_key_is_documented(chart: str) -> None:
 
 
 def test_chart_readmes_are_what_helm_docs_makes_of_the_values() -> None:
-    """charts/*/README.md, committed, equal helm-docs' output for each chart's README.md.gotmpl and values.yaml."""
+    """charts/*/README.md, committed, equal helm-docs' output for the templates and each chart's values.yaml."""
     stale = chartdocs.stale()
-    assert not stale, f"charts {stale}: README.md differs from the values' comments; run {chartdocs.COMMAND}"
+    assert not stale, f"charts {stale}: README.md is not helm-docs' output for values.yaml; run {chartdocs.COMMAND}"
 
 
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<item>- )?(?P<key>[^#\s][^:]*):(?P<value>.*)$")
