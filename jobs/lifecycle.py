@@ -1,8 +1,8 @@
 """The tables' lifecycle, run by the driver that writes them: old days expired, replaced files vacuumed.
 
 Delta on S3 has no lock service here, so a table has one writing driver; its maintenance runs there too, never from a
-second driver (README, "Lake"). Compaction needs no schedule: auto-compaction (``jobs/session.py``) runs after the
-writes that leave a partition with many small files, in the writer's own thread.
+second driver (docs/lake.md, "Lifecycle"). Compaction needs no schedule: auto-compaction (``jobs/session.py``) runs
+after the writes that leave a partition with many small files, in the writer's own thread.
 """
 
 from __future__ import annotations

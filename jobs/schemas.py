@@ -13,9 +13,9 @@ from pyspark.sql.types import (
     TimestampType,
 )
 
-# Bounds of what the lake keeps exactly (README, "Types"): prices below 10^8 with 10 decimals (a JPY-quoted BTC
-# fits), sizes below 10^11 with 8 decimals (meme coins trade 10^10 units and more; venues give sizes to 8 decimals at
-# most). 18 + 19 digits keep price * size exact within Spark's widest decimal, (38, 18).
+# Bounds of what the lake keeps exactly (docs/lake.md, "Types and bounds"): prices below 10^8 with 10 decimals (a
+# JPY-quoted BTC fits), sizes below 10^11 with 8 decimals (meme coins trade 10^10 units and more; venues give sizes to
+# 8 decimals at most). 18 + 19 digits keep price * size exact within Spark's widest decimal, (38, 18).
 PRICE = DecimalType(18, 10)
 SIZE = DecimalType(19, 8)
 QUOTE_AMOUNT = DecimalType(38, 18)

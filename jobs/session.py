@@ -9,7 +9,7 @@ from pyspark.sql import SparkSession
 from core.jars import read_pins
 from core.settings import Settings, duration_seconds
 
-# Spark's own logging: warnings and errors, one JSON object a line (README, "Logs").
+# Spark's own logging: warnings and errors, one JSON object a line (docs/operations.md, "Logs").
 LOG4J2_CONFIG = Path(__file__).with_name("spark-log4j2.properties")
 METRICS_NAMESPACE = "cryptolake"
 METRICS_PATH = "/metrics/prometheus"

@@ -24,7 +24,7 @@ def _header(name: str) -> Column:
 
 @dataclass(frozen=True)
 class Bounds:
-    """What silver takes as a plausible trade; the README's "Quarantine" paragraph says why each is what it is."""
+    """What silver takes as a plausible trade; docs/lake.md's "Quarantine" says why each is what it is."""
 
     max_future_seconds: int
     max_age_hours: int

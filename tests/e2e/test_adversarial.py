@@ -119,7 +119,7 @@ class Run:
 @pytest.fixture(scope="module")
 def run(services: Settings) -> Iterator[Run]:
     # One partition: the layers see the records in the order of their ingest times (partitions read out of step are
-    # another matter, see the README's lake section).
+    # another matter, see docs/lake.md).
     settings = private_stack(
         services, "adversarial", 1, gold_watermark=f"{WATERMARK_S} seconds", max_offsets_per_trigger=300
     )

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cryptolake.k8s import chartdocs
 from cryptolake.local.paths import REPO_ROOT
 from tests.k8s.render import CHARTS, VARIANTS, Renderer, by_kind, run
 
@@ -91,6 +92,12 @@ def test_every_values_key_is_documented(chart: str) -> None:
             undocumented.append(f"line {number + 1}: {match['key']}")
         documented_above.append((indent, documented))
     assert not undocumented, undocumented
+
+
+def test_chart_readmes_are_what_helm_docs_makes_of_the_values() -> None:
+    """charts/*/README.md, committed, equal helm-docs' output for the templates and each chart's values.yaml."""
+    stale = chartdocs.stale()
+    assert not stale, f"charts {stale}: README.md is not helm-docs' output for values.yaml; run {chartdocs.COMMAND}"
 
 
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<item>- )?(?P<key>[^#\s][^:]*):(?P<value>.*)$")

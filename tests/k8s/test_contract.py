@@ -29,8 +29,9 @@ GIB = 1024**3
 SYSTEM_MEMORY = 1536 * MIB
 # Spark's minimum overhead: what it gives a pod when memoryOverhead is unset and the heap is small.
 SPARK_MIN_OVERHEAD = 384 * MIB
-# The kind setup of the README (its "On Kubernetes (kind)" section) states the node's size.
-README_NODE = re.compile(r"You need Docker with at least (\d+) GiB of memory and (\d+) CPUs")
+# The kind setup of docs/kubernetes.md states the node's size.
+KIND_DOC = REPO_ROOT / "docs" / "kubernetes.md"
+DOC_NODE = re.compile(r"You need Docker with at least (\d+) GiB of memory and (\d+) CPUs")
 
 
 def workload_envs(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -329,9 +330,9 @@ def footprint(docs: list[dict[str, Any]]) -> Footprint:
 
 
 def documented_node() -> tuple[int, int]:
-    """Memory (bytes) and CPUs of the kind node, as the README asks Docker for."""
-    match = README_NODE.search((REPO_ROOT / "README.md").read_text())
-    assert match, "README.md no longer states the node size"
+    """Memory (bytes) and CPUs of the kind node, as docs/kubernetes.md asks Docker for."""
+    match = DOC_NODE.search(KIND_DOC.read_text())
+    assert match, f"{KIND_DOC} no longer states the node size"
     return int(match[1]) * GIB, int(match[2])
 
 

@@ -181,7 +181,7 @@ def test_driver_pod_memory_limit_is_heap_plus_overhead(
 def test_kubectl_logs_selectors_find_the_driver(
     cluster: Cluster, drivers: dict[str, tuple[dict[str, Any], dict[str, Any]]], layer: str
 ) -> None:
-    """The README's `kubectl logs -l app.kubernetes.io/component=<layer>[,spark-role=driver]`."""
+    """docs/kubernetes.md's `kubectl logs -l app.kubernetes.io/component=<layer>[,spark-role=driver]`."""
     _, pod = drivers[layer]
     for selector in (f"app.kubernetes.io/component={layer}", f"app.kubernetes.io/component={layer},spark-role=driver"):
         query = urllib.parse.urlencode({"labelSelector": selector})

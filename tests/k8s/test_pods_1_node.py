@@ -6,7 +6,7 @@ mount stacked on their folder, as `ip netns add` stacks one on /run/netns the fi
 Tier 2 runs the releases' pods for real, step by step, each step's tests kept whatever the next does: this module,
 then test_pods_2_images.py, test_pods_3_run.py, test_pods_4_services.py, test_pods_5_minio.py and
 test_pods_6_pipeline.py, numbered so that pytest runs them in that order. Their session fixtures are conftest's; what
-still differs from a kind cluster is in the README's Kubernetes section.
+still differs from a kind cluster is in docs/testing.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Gold in MinIO read from outside: DuckDB through delta-rs and pyarrow as the README shows, and the cryptolake
+"""Gold in MinIO read from outside: DuckDB through delta-rs and pyarrow as docs/lake.md shows, and the cryptolake
 command's bars --as-of and history on a real S3 store."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def lake_settings(services: Settings) -> Settings:
 
 
 def test_duckdb_reads_gold_through_the_delta_log(lake_settings: Settings) -> None:
-    """What the README's lake section shows: delta-rs opens the table through its log, pyarrow scans the files of
+    """What docs/lake.md shows: delta-rs opens the table through its log, pyarrow scans the files of
     the newest version in the chosen partitions, DuckDB queries that scan. A restated bar's replaced file stays in
     the folder, and is not read."""
     write_gold(lake_settings, [bar("binance", "BTC-USDT", NOON, "100"), bar("okx", "ETH-USDT", NOON, "5")])

@@ -90,7 +90,7 @@ def test_files_the_log_does_not_list_are_not_read(local_lake: Settings) -> None:
     )
 
     assert lake.read_bars(local_lake)["close"].to_pylist() == [pa.scalar(101, pa.decimal128(18, 10)).as_py()]
-    # What the README warns of: the folder read as plain Parquet holds the replaced and the uncommitted bars too.
+    # What docs/lake.md warns of: the folder read as plain Parquet holds the replaced and the uncommitted bars too.
     folder = ds.dataset(_folder(local_lake), format="parquet", partitioning="hive", exclude_invalid_files=True)
     assert folder.count_rows() == 3
 
