@@ -256,11 +256,11 @@ def dedup_clock(max_kafka_lead_seconds: float) -> Column:
 
 
 def deduplicated(parsed: DataFrame, watermark: str) -> DataFrame:
-    """Parsed rows with each trade once: a copy within the watermark of the first is dropped; quarantine rows all
-    stay, but a bronze row's own, read again.
+    """Parsed rows with each trade once: a copy within the watermark of the first is dropped; every quarantine row
+    stays, but a second of the same bronze row (read again).
 
-    A quarantine row's key is its place in bronze (one per bronze row), which no trade has, so one stateful step
-    serves both tables.
+    A quarantine row's key is its bronze row's place in Kafka, which no trade has, so one stateful step serves both
+    tables.
     """
     valid = F.col("reject_reason").isNull()
     lineage = [F.lit("bronze"), *(F.col(c).cast("string") for c in ("partition", "offset"))]
