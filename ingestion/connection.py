@@ -37,6 +37,10 @@ LOG_EXCERPT = 200
 TEXT = websocket.ABNF.OPCODE_TEXT
 BINARY = websocket.ABNF.OPCODE_BINARY
 CLOSE = websocket.ABNF.OPCODE_CLOSE
+CONT = websocket.ABNF.OPCODE_CONT
+# Not opcodes: a frame over the limit, refused unread; a fragment of a message still coming.
+REFUSED, FRAGMENT = -1, -2
+DISCARD_BYTES = 1 << 16  # a refused frame is read past in pieces of this size
 
 
 class Sink(Protocol):
@@ -109,6 +113,9 @@ class Session:
         self._closing = threading.Event()
         self._last_ping = 0.0
         self._throttle = Throttle(10.0)
+        self._discarding = 0  # bytes of a refused frame still to read past
+        self._message_cut = False  # the refused frame was part of a message in fragments
+        self._message: tuple[int, list[bytes]] = (0, [])  # the opcode and fragments of a message still coming
         self._thread = threading.Thread(target=self._run, name=label, daemon=True)
 
     def start(self) -> None:
@@ -139,7 +146,10 @@ class Session:
             self._wake.set()
 
     def _serve(self) -> None:
-        ws = websocket.create_connection(self.url, timeout=CONNECT_SECONDS, skip_utf8_validation=True)
+        # Fragments come one by one, so that a message is measured before each is read (``_refused``).
+        ws = websocket.create_connection(
+            self.url, timeout=CONNECT_SECONDS, skip_utf8_validation=True, fire_cont_frame=True
+        )
         try:
             for message in self.exchange.subscribe_messages():
                 ws.send(message)
@@ -153,7 +163,7 @@ class Session:
             next_tick = now + TICK
             while not self._closing.is_set():
                 try:
-                    opcode, data = ws.recv_data(control_frame=True)
+                    opcode, data = (REFUSED, b"") if self._refused(ws) else self._next(ws)
                 except websocket.WebSocketTimeoutException:
                     opcode = 0
                 now = time.monotonic()
@@ -161,7 +171,8 @@ class Session:
                     last_frame = now
                     self._on_text(data)
                 elif opcode:
-                    last_frame = now  # pings (websocket-client has answered them, same payload) and pongs count
+                    # Pings (websocket-client answers them, same payload), pongs and refused frames count.
+                    last_frame = now
                     if opcode == CLOSE:
                         raise SessionEndError(f"closed by the venue: {_close_reason(data)}")
                     if opcode == BINARY:
@@ -175,9 +186,6 @@ class Session:
 
     def _on_text(self, data: bytes) -> None:
         received_at_us = time.time_ns() // 1000
-        if len(data) > MAX_FRAME_BYTES:
-            self._not_forwarded("oversized", f"{len(data)} bytes, more than Kafka takes", data)
-            return
         try:
             text = data.decode()
         except UnicodeDecodeError:
@@ -211,6 +219,52 @@ class Session:
             self._wake.set()
         else:
             self._not_forwarded(reason, parsed.detail or "", data)
+
+    def _next(self, ws: websocket.WebSocket) -> tuple[int, bytes]:
+        """The next control frame or whole message; a message's fragments but its last count as a frame of their own
+        (``FRAGMENT``) until it is whole."""
+        opcode, frame = ws.recv_data_frame(control_frame=True)
+        if opcode not in (TEXT, BINARY, CONT):
+            return opcode, frame.data
+        first, parts = self._message if opcode == CONT else (opcode, [])
+        parts.append(frame.data)
+        if not frame.fin:
+            self._message = (first, parts)
+            return FRAGMENT, b""
+        self._message = (0, [])
+        return first, b"".join(parts)
+
+    def _refused(self, ws: websocket.WebSocket) -> bool:
+        """Whether the next frame is one over Kafka's limit (with the fragments before it, for a message in
+        fragments), read past without keeping it: the library's own frame reader takes the header and length here,
+        and ``_next`` goes on from them for any other frame.
+
+        A timeout may cut the reading anywhere; the frame reader and ``_discarding`` keep where it was.
+        """
+        frames = ws.frame_buffer
+        if not self._discarding:
+            if frames.needs_header():
+                frames.recv_header()
+            if frames.needs_length():
+                frames.recv_length()
+            if frames.needs_mask():
+                frames.recv_mask()
+            fin, _, _, _, opcode, _, _ = frames.header or (True, 0, 0, 0, 0, 0, 0)
+            length = frames.length or 0
+            # A message's fragments before this one (together under the limit) are all that is held of it.
+            earlier = sum(map(len, self._message[1])) if opcode == CONT else 0
+            if earlier + length <= MAX_FRAME_BYTES:
+                return False
+            self._not_forwarded("oversized", f"{earlier + length} bytes, more than Kafka takes, not read", b"")
+            self._discarding = length
+            self._message_cut = opcode == CONT or not fin
+        while self._discarding:
+            self._discarding -= len(frames.recv_strict(min(DISCARD_BYTES, self._discarding)))
+        frames.clear()
+        if self._message_cut:
+            # The rest of a message cut short cannot be read alone: a new connection starts clean.
+            raise SessionEndError("a message in fragments over Kafka's limit")
+        return True
 
     def _not_forwarded(self, reason: str, detail: str, data: bytes) -> None:
         self.metrics.errors(reason).inc()

@@ -55,10 +55,18 @@ def _not_a_number(value: Column) -> Column:
     return value.isNull() | F.isnan(value) | (F.abs(value) == float("inf"))
 
 
-def _reject_reason(bounds: Bounds) -> Column:
-    """Why a row cannot be a silver trade, or null: the first that applies, in this order."""
-    price, size = F.col("trade.price").try_cast("double"), F.col("trade.size").try_cast("double")
-    ahead_us = F.unix_micros("event_time") - F.unix_micros("ingest_time")
+def _checked(trade: Column, frame_index: Column, bounds: Bounds) -> Column:
+    """One trade of a frame, typed (try_cast leaves null, not an error, where the venue sent something malformed),
+    with ``reject_reason``: why it cannot be a silver trade (the first that applies, in this order), or null."""
+    price, price_exact = _typed(trade["price"], schemas.PRICE)
+    size, size_exact = _typed(trade["size"], schemas.SIZE)
+    # An empty id or symbol is none at all.
+    trade_id = F.nullif(trade["trade_id"], F.lit(""))
+    side = F.when(trade["side"].isin("buy", "sell"), trade["side"])
+    event_time, ingest_time = trade["event_time"], F.col("ingest_time")
+    quote_amount = price * size
+    price_number, size_number = trade["price"].try_cast("double"), trade["size"].try_cast("double")
+    ahead_us = F.unix_micros(event_time) - F.unix_micros(ingest_time)
     # Recorded trades happened long before they are replayed: their age is no clock error.
     too_old = (
         (~F.col("replayed") & (-ahead_us > bounds.max_age_hours * 3_600_000_000))
@@ -70,32 +78,83 @@ def _reject_reason(bounds: Bounds) -> Column:
     future = f"event time more than {bounds.max_future_seconds} s after ingest time"
     old = f"event time more than {bounds.max_age_hours} h before ingest time"
     lead = f"Kafka time more than {bounds.max_kafka_lead_seconds:g} s ahead of silver's clock"
-    return (
-        F.when(~F.col("exchange").isin(*LAKE_VENUES) | F.col("exchange").isNull(), "unknown exchange")
-        .when(F.col("trades").isNull(), "unparseable frame")
-        .when(F.size("trades") == 0, "frame carries no trade")
-        .when(F.col("trade_id").isNull(), "no trade id")
-        .when(_not_a_number(price) | _not_a_number(size), "missing or malformed price or size")
-        .when((price <= 0) | (size <= 0), "non-positive price or size")
-        .when(~F.col("price_exact") | ~F.col("size_exact"), "price or size beyond the lake's range or precision")
-        .when(F.col("quote_amount") >= schemas.MAX_QUOTE_AMOUNT, "trade value beyond the lake's range")
-        .when(F.col("side").isNull(), "missing or unknown taker side")
-        .when(F.col("event_time").isNull(), "no event time")
-        .when(F.col("ingest_time").isNull(), "no ingest time")
+    reason = (
+        F.when(trade_id.isNull(), "no trade id")
+        .when(_not_a_number(price_number) | _not_a_number(size_number), "missing or malformed price or size")
+        .when((price_number <= 0) | (size_number <= 0), "non-positive price or size")
+        .when(~price_exact | ~size_exact, "price or size beyond the lake's range or precision")
+        .when(quote_amount >= schemas.MAX_QUOTE_AMOUNT, "trade value beyond the lake's range")
+        .when(side.isNull(), "missing or unknown taker side")
+        .when(event_time.isNull(), "no event time")
+        .when(ingest_time.isNull(), "no ingest time")
         .when(ahead_us > bounds.max_future_seconds * 1_000_000, future)
         .when(too_old, old)
         .when(kafka_lead_us > bounds.max_kafka_lead_seconds * 1_000_000, lead)
     )
+    return F.struct(
+        frame_index.alias("frame_index"),
+        F.coalesce(F.nullif(trade["symbol"], F.lit("")), "key_symbol").alias("symbol"),
+        trade_id.alias("trade_id"),
+        trade["number"].alias("trade_number"),
+        price.alias("price"),
+        size.alias("size"),
+        quote_amount.alias("quote_amount"),
+        side.alias("side"),
+        event_time.alias("event_time"),
+        reason.alias("reject_reason"),
+    )
+
+
+def _entry(trade: Column, reason: Column, rejected_trades: Column, reasons: Column, value: Column) -> Column:
+    """What becomes one row: a valid trade, or a frame's quarantine row (one type for both, to explode them once)."""
+    return F.struct(
+        trade.alias("trade"),
+        reason.cast("string").alias("reject_reason"),
+        rejected_trades.cast("int").alias("rejected_trades"),
+        reasons.cast("array<string>").alias("reject_reasons"),
+        value.cast("binary").alias("value"),
+    )
+
+
+def _frame_reject_reason() -> Column:
+    """Why a frame has no trade to check, or null: anything but a trade frame of a known venue."""
+    return (
+        F.when(~F.col("exchange").isin(*LAKE_VENUES) | F.col("exchange").isNull(), "unknown exchange")
+        .when(F.col("trades").isNull(), "unparseable frame")
+        .when(F.size("trades") == 0, "frame carries no trade")
+    )
+
+
+def _entries() -> Column:
+    """A frame's rows to be: its valid trades, then its quarantine row if it has a trade rejected or none to check.
+
+    The quarantine row takes the first reason (the frame's own, or its first rejected trade's), the distinct reasons
+    in the order they first occur, how many trades it rejected (0 when none could be read) and the raw frame.
+    """
+    frame_reason, rejected = F.col("frame_reason"), F.col("rejected")
+    valid = F.transform(
+        F.filter("checked", lambda trade: trade["reject_reason"].isNull()),
+        lambda trade: _entry(trade, *[F.lit(None)] * 4),
+    )
+    first = F.try_element_at(rejected, F.lit(1))
+    quarantine = _entry(
+        first,
+        F.coalesce(frame_reason, first["reject_reason"]),
+        F.size(rejected),
+        F.when(
+            frame_reason.isNull(), F.array_distinct(F.transform(rejected, lambda trade: trade["reject_reason"]))
+        ).otherwise(F.array(frame_reason)),
+        F.col("value"),
+    )
+    return F.concat(valid, F.filter(F.array(quarantine), lambda row: row["reject_reason"].isNotNull()))
 
 
 def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
-    """Bronze rows -> one row per trade, typed, with ``reject_reason`` set on rows that must go to quarantine.
+    """Bronze rows -> one row per valid trade, typed, and one per frame with a trade rejected or none read: that
+    frame's quarantine row, ``reject_reason`` set, with the raw frame in ``value`` (null on trades).
 
-    A frame carrying several trades gives a row each; one that carries none, or cannot be read, gives one row to
-    quarantine, so no bronze row disappears.
+    Every bronze row gives at least one row, so none disappears; a frame of thousands of bad trades gives one row.
     """
-    price, price_exact = _typed(F.col("trade.price"), schemas.PRICE)
-    size, size_exact = _typed(F.col("trade.size"), schemas.SIZE)
     return (
         bronze
         # Step 1: venue, symbol, receive time and replay mark from the ingestor's key and headers.
@@ -112,25 +171,49 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
         )
         # Step 2: parse each frame once, with its venue's parser.
         .transform(venues.with_trades, "exchange", "value")
-        # Step 3: one row per trade with its position in the frame (explode_outer keeps frames without trades).
-        .select("*", F.posexplode_outer("trades").alias("frame_index", "trade"))
-        # Step 4: typed fields; try_cast leaves null, not an error, where the venue sent something malformed.
-        .select(
-            "*",
-            # An empty id or symbol is none at all.
-            F.coalesce(F.nullif("trade.symbol", F.lit("")), "key_symbol").alias("symbol"),
-            F.nullif("trade.trade_id", F.lit("")).alias("trade_id"),
-            F.col("trade.number").alias("trade_number"),
-            price.alias("price"),
-            price_exact.alias("price_exact"),
-            size.alias("size"),
-            size_exact.alias("size_exact"),
-            (price * size).alias("quote_amount"),
-            F.when(F.col("trade.side").isin("buy", "sell"), F.col("trade.side")).alias("side"),
-            F.col("trade.event_time").alias("event_time"),
+        # Step 3: check each trade in its frame's row. Each step a column of its own: Spark computes it once, where
+        # an expression written into several others would run once for each.
+        .withColumn("frame_reason", _frame_reject_reason())
+        .withColumn(
+            "checked",
+            F.transform(
+                F.when(F.col("frame_reason").isNull(), F.col("trades")).otherwise(F.array()),
+                lambda trade, index: _checked(trade, index, bounds or Bounds.of(Settings())),
+            ),
         )
-        # Step 5: what is wrong with the row, if anything.
-        .withColumn("reject_reason", _reject_reason(bounds or Bounds.of(Settings())))
+        .withColumn("rejected", F.filter("checked", lambda trade: trade["reject_reason"].isNotNull()))
+        # Step 4: a row per valid trade and one for the frame's quarantine row, the only one to carry the frame.
+        .select(
+            "exchange",
+            "key_symbol",
+            "ingest_time",
+            "topic",
+            "partition",
+            "offset",
+            "kafka_timestamp",
+            F.explode(_entries()).alias("entry"),
+        )
+        .select(
+            "exchange",
+            F.coalesce("entry.trade.symbol", "key_symbol").alias("symbol"),
+            "entry.trade.trade_id",
+            "entry.trade.trade_number",
+            "entry.trade.price",
+            "entry.trade.size",
+            "entry.trade.quote_amount",
+            "entry.trade.side",
+            "entry.trade.event_time",
+            "ingest_time",
+            "topic",
+            "partition",
+            "offset",
+            "entry.trade.frame_index",
+            "kafka_timestamp",
+            "entry.value",
+            "entry.reject_reason",
+            "entry.rejected_trades",
+            "entry.reject_reasons",
+        )
         .select(
             "exchange",
             "symbol",
@@ -154,6 +237,8 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             "value",
             "kafka_timestamp",
             "reject_reason",
+            "rejected_trades",
+            "reject_reasons",
         )
     )
 
@@ -171,12 +256,14 @@ def dedup_clock(max_kafka_lead_seconds: float) -> Column:
 
 
 def deduplicated(parsed: DataFrame, watermark: str) -> DataFrame:
-    """Parsed rows with each trade once: a copy within the watermark of the first is dropped; rejected rows all stay.
+    """Parsed rows with each trade once: a copy within the watermark of the first is dropped; every quarantine row
+    stays, but a second of the same bronze row (read again).
 
-    A rejected row's key is its place in bronze, which no other row has, so one stateful step serves both tables.
+    A quarantine row's key is its bronze row's place in Kafka, which no trade has, so one stateful step serves both
+    tables.
     """
     valid = F.col("reject_reason").isNull()
-    lineage = [F.lit("bronze"), *(F.col(c).cast("string") for c in ("partition", "offset", "frame_index"))]
+    lineage = [F.lit("bronze"), *(F.col(c).cast("string") for c in ("partition", "offset"))]
     rows = parsed.withColumn(
         "dedup_key", F.when(valid, F.array("exchange", "symbol", "trade_id")).otherwise(F.array(*lineage))
     )
@@ -203,9 +290,12 @@ def valid_trades(parsed: DataFrame, watermark: str) -> DataFrame:
 
 
 def quarantined(parsed: DataFrame) -> DataFrame:
-    """Rows with a reject reason, with the raw frame and its Kafka lineage, dated by Kafka time."""
+    """Quarantine rows, one per frame: its first reason, the distinct ones and how many trades it rejected, with the
+    raw frame and its Kafka lineage, dated by Kafka time."""
     return parsed.where(F.col("reject_reason").isNotNull()).select(
         "reject_reason",
+        "reject_reasons",
+        "rejected_trades",
         "exchange",
         "symbol",
         "value",
@@ -225,6 +315,8 @@ def append(rows: DataFrame, uri: str, batch_id: int) -> None:
         .mode("append")
         .option("txnAppId", txn_app_id("silver"))
         .option("txnVersion", batch_id)
+        # A table an earlier silver wrote gains the columns added since (the quarantine's counts): its rows read null.
+        .option("mergeSchema", "true")
         .partitionBy("date")
         .save(uri)
     )

@@ -69,9 +69,9 @@ async def drop(ws: ServerConnection, _seen: Seen) -> None:
     ws.transport.abort()
 
 
-def send_raw(ws: ServerConnection, opcode: Opcode, payload: bytes) -> None:
-    """A frame the websockets API would refuse to send (e.g. text that is not UTF-8)."""
-    ws.transport.write(Frame(opcode, payload).serialize(mask=False))
+def send_raw(ws: ServerConnection, opcode: Opcode, payload: bytes, fin: bool = True) -> None:
+    """A frame the websockets API would refuse to send (e.g. text that is not UTF-8, a message never finished)."""
+    ws.transport.write(Frame(opcode, payload, fin).serialize(mask=False))
 
 
 class ScriptedVenue:

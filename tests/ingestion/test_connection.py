@@ -10,11 +10,12 @@ import functools
 import itertools
 import logging
 import random
+import threading
 from collections.abc import Callable
 
 import pytest
 from websockets.asyncio.server import ServerConnection
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 
 from core.venues import Binance, Bybit, Kraken, Okx, Timing
 from ingestion import connection
@@ -216,6 +217,47 @@ def test_malformed_binary_and_oversized_frames_are_reported_and_the_connection_g
         assert errors == {"malformed": 3, "binary": 1, "oversized": 1}
         assert len(venue.seen) == 1
         assert run.metric("reconnects_total", exchange="binance") == 0
+
+
+def test_a_frame_over_the_limit_is_refused_from_its_header_before_its_payload_comes() -> None:
+    frame = '{"stream":"btcusdt@trade","data":"' + "x" * 2_000_000 + '"}'
+    wire = Frame(Opcode.TEXT, frame.encode()).serialize(mask=False)
+    first = len(wire) // 20  # the header and 100 kB of the 2 MB payload
+    refused = threading.Event()
+
+    async def oversized(ws: ServerConnection, seen: Seen) -> None:
+        await ws.send(binance_trade(1))
+        ws.transport.write(wire[:first])
+        await asyncio.to_thread(refused.wait, 30)
+        ws.transport.write(wire[first:])
+        await ws.send(binance_trade(2))
+        await hold(ws, seen)
+
+    with ScriptedVenue(oversized) as venue, ingesting(binance(), venue.url) as run:
+        # Refused while 95 % of the frame is not even sent: the reader never held it whole.
+        wait_until(lambda: run.metric("error_frames_total", exchange="binance", reason="oversized") == 1, "refusal")
+        refused.set()
+        wait_until(lambda: run.sent.binance_ids() == [1, 2], "the trade after the refused frame")
+        assert run.metric("error_frames_total", exchange="binance", reason="oversized") == 1
+        assert len(venue.seen) == 1
+        assert run.metric("reconnects_total", exchange="binance") == 0
+
+
+def test_a_message_over_the_limit_in_fragments_is_refused_and_the_connection_opened_anew() -> None:
+    async def fragments(ws: ServerConnection, seen: Seen) -> None:
+        trade = binance_trade(1)
+        await ws.send([trade[:10], trade[10:20], trade[20:]])  # under the limit: whole, forwarded
+        # 1.2 MB of a message that never ends; pings keep the connection from falling silent.
+        send_raw(ws, Opcode.TEXT, b'{"stream":"btcusdt@trade","data":"' + b"x" * 600_000, fin=False)
+        send_raw(ws, Opcode.CONT, b"x" * 600_000, fin=False)
+        while True:
+            await ws.ping()
+            await asyncio.sleep(0.5)
+
+    with ScriptedVenue(fragments, sends(binance_trade(2))) as venue, ingesting(binance(), venue.url) as run:
+        wait_until(lambda: run.sent.binance_ids() == [1, 2], "the trade on the next connection")
+        assert run.metric("error_frames_total", exchange="binance", reason="oversized") == 1
+        assert len(venue.seen) == 2
 
 
 def test_a_venue_error_frame_is_counted_not_forwarded() -> None:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 
 from bench import frames, workload
+from core.layers import QUARANTINE_TABLE, SILVER_TABLE
 from core.venues import FEEDS, LAKE_VENUES, FrameKind
-from jobs.silver import parse_trades, quarantined, valid_trades
+from jobs import silver
+from jobs.silver import deduplicated, parse_trades, quarantined, valid_trades
 from tests import malformed
 from tests.jobs.rows import RECEIVED_US, bronze, bronze_row
 
@@ -44,8 +48,9 @@ def test_silver_quarantines_or_keeps_every_malformed_frame_and_loses_nothing(spa
     assert valid_trades(parsed, "10 minutes").count() == len({(r.symbol, r.trade_id) for r in kept})
     parsed.unpersist()
 
-    # Every frame is accounted for: trades for silver, or rows in the quarantine, each with a reason.
+    # Every frame is accounted for: trades for silver, or a row in the quarantine (one at most), with a reason.
     assert {r.offset for r in kept} | {r.offset for r in rejected} == set(range(len(variants)))
+    assert len({r.offset for r in rejected}) == len(rejected)
     assert all(r.reject_reason for r in rejected)
     # What silver keeps is a well-formed trade, whatever the frame around it.
     for trade in kept:
@@ -60,3 +65,56 @@ def test_an_unknown_venue_is_quarantined(spark: SparkSession) -> None:
     frame = _variants("binance")[0][1]
     parsed = parse_trades(bronze(spark, [bronze_row(frame, 0, key="mtgox:BTC-USD", exchange="mtgox")]))
     assert quarantined(parsed).select(F.col("reject_reason")).first()[0] == "unknown exchange"
+
+
+def _okx_frame(trades: list[dict[str, str]]) -> str:
+    """An OKX trade frame, written here from the venue's documented shape rather than by the venue's ``render``."""
+    return json.dumps({"arg": {"channel": "trades", "instId": "BTC-USDT"}, "data": trades}, separators=(",", ":"))
+
+
+def _okx_trade(trade_id: int, price: str = "61000.5", side: str = "buy", pad: int = 0) -> dict[str, str]:
+    trade = {"instId": "BTC-USDT", "tradeId": str(trade_id), "px": price, "sz": "0.25", "side": side}
+    # A field no parser reads, to make the frame as big as a venue's largest.
+    return {**trade, "ts": str(TRADE_US // 1000), **({"pad": "x" * pad} if pad else {})}
+
+
+def _okx_bronze(spark: SparkSession, frames: list[str]) -> DataFrame:
+    rows = [bronze_row(frame, offset, key="okx:BTC-USDT", exchange="okx") for offset, frame in enumerate(frames)]
+    return bronze(spark, rows)
+
+
+def _silver_batch(spark: SparkSession, parsed: DataFrame, tmp_path: Path) -> tuple[list[Row], list[Row]]:
+    """Silver's tables after one batch of these parsed rows, written as silver writes them."""
+    silver.batch_writer(lambda table: str(tmp_path / table))(deduplicated(parsed, "1 hour"), 0)
+    read = [spark.read.format("delta").load(str(tmp_path / table)) for table in (SILVER_TABLE, QUARANTINE_TABLE)]
+    return read[0].collect(), read[1].collect()
+
+
+def test_a_frame_of_thousands_of_bad_trades_is_one_quarantine_row_with_their_count(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    frame = _okx_frame([_okx_trade(trade_id, price="-61000.5", pad=120) for trade_id in range(5_000)])
+    assert len(frame) >= malformed.MIB
+    parsed = _okx_bronze(spark, [frame]).transform(parse_trades)
+    # Counted before anything is written: a quarantine row per trade would be 5,000 copies of the frame, 5 GB.
+    assert quarantined(parsed).count() == 1
+    trades, rejected = _silver_batch(spark, parsed, tmp_path)
+    assert trades == []
+    assert [(r.offset, r.rejected_trades, r.reject_reason, r.reject_reasons) for r in rejected] == [
+        (0, 5_000, "non-positive price or size", ["non-positive price or size"])
+    ]
+    assert bytes(rejected[0].value) == frame.encode()
+
+
+def test_the_valid_trades_of_a_frame_go_to_silver_and_its_rejected_ones_to_one_quarantine_row(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    frame = _okx_frame(
+        [_okx_trade(1), _okx_trade(2, price="-1"), _okx_trade(3), _okx_trade(4, side="hold"), _okx_trade(5, "0")]
+    )
+    trades, rejected = _silver_batch(spark, _okx_bronze(spark, [frame, "[]"]).transform(parse_trades), tmp_path)
+    assert sorted((r.trade_id, r.frame_index) for r in trades) == [("1", 0), ("3", 2)]
+    assert sorted((r.offset, r.rejected_trades, r.reject_reason, r.reject_reasons) for r in rejected) == [
+        (0, 3, "non-positive price or size", ["non-positive price or size", "missing or unknown taker side"]),
+        (1, 0, "unparseable frame", ["unparseable frame"]),
+    ]

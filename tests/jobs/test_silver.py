@@ -192,3 +192,15 @@ def test_a_batch_written_again_adds_nothing_to_either_table(spark: SparkSession,
         write(rows, batch_id)
     counts = [spark.read.format("delta").load(str(tmp_path / t)).count() for t in (SILVER_TABLE, QUARANTINE_TABLE)]
     assert counts == [2, 2]
+
+
+def test_a_quarantine_written_before_its_counts_existed_takes_the_new_rows(spark: SparkSession, tmp_path: Path) -> None:
+    broken = parse_trades(bronze(spark, [bronze_row("{not json", 1)]))
+    older = quarantined(broken).drop("rejected_trades", "reject_reasons")
+    older.write.format("delta").partitionBy("date").save(str(tmp_path / QUARANTINE_TABLE))
+    silver.batch_writer(lambda table: str(tmp_path / table))(parse_trades(bronze(spark, [bronze_row("{", 2)])), 0)
+    rows = spark.read.format("delta").load(str(tmp_path / QUARANTINE_TABLE)).collect()
+    assert sorted((r.offset, r.rejected_trades, r.reject_reason) for r in rows) == [
+        (1, None, "unparseable frame"),
+        (2, 0, "unparseable frame"),
+    ]
