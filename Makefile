@@ -38,10 +38,11 @@ test-fast: $(BIN)/cryptolake ## Run the unit and Spark transform tests only (no 
 bench: setup ## Measure the pipeline (throughput, freshness, memory; 12 to 23 min) into bench/results/
 	$(BIN)/python -m bench
 
-lint: $(BIN)/cryptolake ## ruff and mypy
+lint: $(BIN)/cryptolake ## ruff, mypy and the floors' import contracts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(BIN)/cryptolake ## Rewrite the code in ruff's format
 	$(BIN)/ruff check --fix .

@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from core import logs
+from core import exits, logs
 from core.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
 from core.settings import Settings, SettingsError, describe
 from cryptolake import lake
@@ -48,7 +48,7 @@ def cmd_setup(settings: Settings, _args: argparse.Namespace) -> int:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if args.source == "replay" and not args.recording:
         print("error: --source replay needs --recording FILE", file=sys.stderr)
-        return 2
+        return exits.MISCONFIGURED
     paths = LocalPaths.of(settings)
     # First of all: a second `up` on this state folder must refuse before it starts, or stops, anything.
     with up_lock(paths):
@@ -371,14 +371,15 @@ LAKE_COMMANDS = ("bars", "history", "chart", "reset", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run a command; an error is a line on stderr and exit code 1, a usage error argparse's 2, no traceback."""
+    """Run a command; an error is a line on stderr and exit code 1, a bad setting or usage 2 (argparse's), no
+    traceback."""
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exits.MISCONFIGURED
     try:
         code: int = args.func(settings, args)
         sys.stdout.flush()  # a reader that has gone shows here, where it can be handled, rather than at exit
@@ -386,17 +387,17 @@ def main(argv: list[str] | None = None) -> int:
         # The reader stopped early (`bars ... | head`): nothing left to say. Later writes go nowhere, so Python does
         # not report the closed pipe again at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
+        return exits.FAILED
     except ServiceError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     except OSError as exc:
         where = f" (the lake at {settings.s3_endpoint}: is MinIO up? `cryptolake up` runs it)"
         print(f"error: {exc}{where if args.command in LAKE_COMMANDS else ''}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     except ValueError as exc:  # a file given that is not what it should be, e.g. a recording without trades
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exits.FAILED
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from core import logs
+from core import exits, logs
 from core.settings import Settings, SettingsError
 from ingestion.config import connections
 from ingestion.ingestor import Ingestor
@@ -28,7 +28,7 @@ def main() -> int:
         wanted = connections(settings)
     except SettingsError as exc:
         log.error("bad settings", extra=logs.fields(error=str(exc)))
-        return 2
+        return exits.MISCONFIGURED
     metrics = Metrics()
     producer = FrameProducer(
         settings.kafka_bootstrap,
@@ -73,15 +73,15 @@ def main() -> int:
         )
         ingestor.stop()
         server.shutdown()
-        return 1
+        return exits.FAILED
     ingestor.stop()
     undelivered = producer.flush(settings.ingestor_flush_seconds)
     server.shutdown()
     if undelivered:
         log.error("frames left undelivered at exit", extra=logs.fields(undelivered=undelivered))
-        return 1
+        return exits.FAILED
     log.info("stopped, every frame delivered", extra=logs.fields(delivered=int(metrics.total("delivered_total"))))
-    return 0
+    return exits.OK
 
 
 if __name__ == "__main__":

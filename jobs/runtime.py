@@ -16,7 +16,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
-from core import events, logs
+from core import events, exits, logs
 from core.settings import Settings, SettingsError, duration_seconds
 from core.throttle import Throttle
 from jobs.lifecycle import Maintenance
@@ -266,7 +266,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
         settings = Settings.from_env()
     except SettingsError as exc:
         log.error("bad settings", extra=logs.fields(error=str(exc)))
-        return 2
+        return exits.MISCONFIGURED
     log.info("starting", extra=logs.fields(settings=settings.redacted()))
     stop = logs.stop_on_signals(log)
     spark = build_session(settings, f"cryptolake-{layer}")
@@ -280,7 +280,7 @@ def run_layer(layer: str, *stages: Stage) -> int:
     except StateMismatchError as exc:
         log.error(events.STATE_MISMATCH, extra=logs.fields(error=str(exc)))
         spark.stop()
-        return 2
+        return exits.MISCONFIGURED
     maintenance = Maintenance(spark, settings, [table for stage in stages for table in stage.writes], stop)
     maintenance.start()
     queries: list[StreamingQuery] = []
@@ -299,11 +299,11 @@ def run_layer(layer: str, *stages: Stage) -> int:
     except (StreamingQueryException, RuntimeError) as exc:
         advice = what_to_do(failure_text(exc))
         log.error(events.QUERY_FAILED, extra=logs.fields(error=str(exc), what_to_do=advice))
-        return 1
+        return exits.FAILED
     finally:
         stop.set()  # ends the maintenance rounds too
         stop_between_batches(queries)
         maintenance.join()
         spark.stop()
     log.info("stopped")
-    return 0
+    return exits.OK
