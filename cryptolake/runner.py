@@ -140,8 +140,10 @@ class Pipeline:
         self.follow_logs()
         self.supervisor = Supervisor(self.restart_policy or RestartPolicy.of(self.settings), self.clock)
         for name in self._commands:
-            self._spawn(name)
+            # Watched from before its spawn: an error it logs at once is this run's.
+            self.children[name] = self.process(name)
             self.supervisor.watch(self.children[name], functools.partial(self._spawn, name))
+            self._spawn(name)
         if services is not None:
             for service in (services.kafka, services.minio):
                 self.supervisor.watch(service.process, service.launch)

@@ -91,7 +91,8 @@ class Supervisor:
         self.restarts: dict[str, int] = {}  # by child, over the whole run
 
     def watch(self, process: ManagedProcess, start: Callable[[], object]) -> None:
-        """Supervise ``process``, which runs now; ``start`` starts it again (spawning on the same object)."""
+        """Supervise ``process`` from now on, started already or right after; ``start`` starts it again (spawning on
+        the same object). What its log holds so far is not this run's."""
         self.children[process.name] = Child(process, start, Failures(self.policy), _size(process.log))
         self.restarts.setdefault(process.name, 0)
 

@@ -67,8 +67,8 @@ def supervised(tmp_path: Path, argv: list[str], clock: Clock, lines: list[str]) 
     def start() -> None:
         process.spawn([*argv, str(tmp_path)], os.environ, tmp_path)
 
-    start()
     supervisor.watch(process, start)
+    start()
     return supervisor, process
 
 
