@@ -76,6 +76,13 @@ def _duration(value: str) -> str | None:
     return None
 
 
+def _positive_duration(value: str) -> str | None:
+    problem = _duration(value)
+    if problem is None and duration_seconds(value) <= 0:
+        return f"must be a duration longer than 0, such as '1 hour', got {value!r}"
+    return problem
+
+
 def _positive(value: int) -> str | None:
     return None if value > 0 else f"must be a positive whole number, got {value}"
 
@@ -332,7 +339,7 @@ class Settings(BaseSettings):
     restart_window: str = _setting(
         "1 hour",
         "The sliding window CRYPTOLAKE_RESTART_BUDGET counts restarts in: failures further apart never add up.",
-        _duration,
+        _positive_duration,
         local=True,
     )
 
