@@ -76,6 +76,13 @@ def _duration(value: str) -> str | None:
     return None
 
 
+def _positive_duration(value: str) -> str | None:
+    problem = _duration(value)
+    if problem is None and duration_seconds(value) <= 0:
+        return f"must be a duration longer than 0, such as '1 hour', got {value!r}"
+    return problem
+
+
 def _positive(value: int) -> str | None:
     return None if value > 0 else f"must be a positive whole number, got {value}"
 
@@ -326,6 +333,20 @@ class Settings(BaseSettings):
     )
     minio_console_port: int = _setting(9001, "Port of the local MinIO console.", _port, local=True)
     kafka_controller_port: int = _setting(9093, "Port of the local Kafka KRaft controller.", _port, local=True)
+    restart_budget: int = _setting(
+        10,
+        "Most restarts of one child of `cryptolake up` (the ingestor, a layer, Kafka, MinIO, the venue) within "
+        "CRYPTOLAKE_RESTART_WINDOW; one failure more stops `up` with its reason. Each restart waits twice as long "
+        "as the one before it in the window.",
+        _positive,
+        local=True,
+    )
+    restart_window: str = _setting(
+        "1 hour",
+        "The sliding window CRYPTOLAKE_RESTART_BUDGET counts restarts in: failures further apart never add up.",
+        _positive_duration,
+        local=True,
+    )
 
     def __init__(self, **values: Any) -> None:
         """Refuse a value a setting cannot take, at once and naming its variable, whether read or built in code."""

@@ -68,7 +68,7 @@ def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
     print(f"Dashboard: {dashboard_server.url(web)}  (live candles and the pipeline's health)", flush=True)
     try:
         services.start()
-        pipeline.start()
+        pipeline.start(services)
         console = f"http://127.0.0.1:{settings.minio_console_port}"
         print(f"cryptolake is up ({args.source} source). Logs: {paths.logs}")
         print(f"MinIO console: {console}  user {settings.s3_access_key}  password {settings.s3_secret_key}")
@@ -88,12 +88,10 @@ def _watch(pipeline: Pipeline, view: LakeView, stop: threading.Event) -> int:
         print(time.strftime("%H:%M:%S"), pipeline.status_line(), flush=True)
         view.refresh(pipeline.progress, pipeline.ingested_frames(), time.time())
         try:
-            restarted = pipeline.restart_failed()
+            pipeline.restart_failed()  # prints a line for each child that exited
         except RuntimeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        for name in restarted:
-            print(f"{name} exited; restarted it from its checkpoint (see {pipeline.paths.logs / name}.log)")
     return 0
 
 

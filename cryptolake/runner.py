@@ -2,16 +2,19 @@
 
 Every child runs in a session of its own with its output in ``<state>/logs/<name>.log`` and its PID in
 ``<state>/run/<name>.pid``, so ``cryptolake down`` from another shell finds them, and Ctrl-C stops them in order:
-first what feeds Kafka, then the layers, each given time to finish its batch.
+first what feeds Kafka, then the layers, each given time to finish its batch. A child that exits is restarted, with
+Kafka and MinIO if given (:mod:`cryptolake.local.supervisor`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -20,7 +23,9 @@ from core.settings import Settings
 from cryptolake import lake
 from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
-from cryptolake.local.procs import LOOPBACK, ManagedProcess, ServiceError, free_port
+from cryptolake.local.procs import LOOPBACK, ManagedProcess, free_port
+from cryptolake.local.services import LocalServices
+from cryptolake.local.supervisor import RestartPolicy, Supervisor
 from cryptolake.status import RECENT_BARS, Progress, freshest_bars
 from cryptolake.venue import recordings
 from cryptolake.venue.replay import ingestor_settings
@@ -29,7 +34,6 @@ from ingestion.metrics import metric_total
 LAYERS = ("bronze", "silver", "gold")
 ONE_JVM = "layers"  # the process running all three layers in one Spark driver
 JOB_STOP_SECONDS = 60.0
-MAX_RESTARTS = 5
 
 
 def service_ports(settings: Settings) -> set[int]:
@@ -71,12 +75,15 @@ class Pipeline:
 
     ``source`` None runs the layers alone, on what Kafka already holds. The layers share one Spark driver, which needs
     half the memory of three and drains a backlog faster on a small machine (``make bench``); ``jvm_per_layer`` gives
-    each its own, as the Spark Operator does.
+    each its own, as the Spark Operator does. ``restart_policy`` None takes the settings'; ``clock`` times the
+    restarts.
     """
 
     settings: Settings
     source: Source | None = field(default_factory=Source)
     jvm_per_layer: bool = False
+    restart_policy: RestartPolicy | None = None
+    clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
         self.paths = LocalPaths.of(self.settings)
@@ -99,7 +106,6 @@ class Pipeline:
         self.venue_port = venue_port
         self.children: dict[str, ManagedProcess] = {}
         self.layer_processes = LAYERS if self.jvm_per_layer else (ONE_JVM,)
-        self.restarts = dict.fromkeys(self.layer_processes, 0)
         self.progress = Progress()
         self._log_offsets: dict[str, int] = {}
         self._bars: tuple[int, list[str]] | None = None  # gold's bar count when last read, and the lines read
@@ -127,12 +133,21 @@ class Pipeline:
                 return pid
         return None
 
-    def start(self) -> None:
+    def start(self, services: LocalServices | None = None) -> None:
+        """Start the children; from now on :meth:`restart_failed` restarts them, and Kafka and MinIO of
+        ``services`` (started already) too."""
         for name in self._commands:
             self.process(name).check_not_running(self.paths.state)
         self.follow_logs()
+        self.supervisor = Supervisor(self.restart_policy or RestartPolicy.of(self.settings), self.clock)
         for name in self._commands:
+            # Watched from before its spawn: an error it logs at once is this run's.
+            self.children[name] = self.process(name)
+            self.supervisor.watch(self.children[name], functools.partial(self._spawn, name))
             self._spawn(name)
+        if services is not None:
+            for service in (services.kafka, services.minio):
+                self.supervisor.watch(service.process, service.launch)
 
     def follow_logs(self) -> None:
         """Count in :attr:`progress` only what the children log from now on: the logs keep earlier runs' lines."""
@@ -141,7 +156,7 @@ class Pipeline:
                 self._log_offsets[name] = self.process(name).log.stat().st_size
 
     def _spawn(self, name: str) -> None:
-        process = self.process(name)
+        process = self.children.get(name) or self.process(name)
         # In the state folder, so that what Spark leaves where it runs (artifacts/) stays out of the repository.
         self.paths.work.mkdir(parents=True, exist_ok=True)
         process.spawn(self._commands[name], self.child_env(), self.paths.work)
@@ -159,24 +174,19 @@ class Pipeline:
             "SPARK_LOCAL_IP": LOOPBACK,
         }
 
-    def restart_failed(self) -> list[str]:
-        """Start again each layer that exited, as the Spark Operator's restart policy does in Kubernetes.
+    @property
+    def restarts(self) -> dict[str, int]:
+        """How many times each child has been restarted since :meth:`start`."""
+        return self.supervisor.restarts
 
-        Raises if a layer has used up its restarts, or if the venue or the ingestor exited: those do not fail.
+    def restart_failed(self) -> list[str]:
+        """Note the children that exited and start again those whose delay has passed, as the Spark Operator's
+        restart policy does in Kubernetes; the names started. Without waiting: call it in a loop.
+
+        Raises :class:`ServiceError` with the reason on a failure a restart cannot fix, or once a child has used up its
+        restarts within the window.
         """
-        restarted = []
-        for name in self.failed():
-            if name not in self.restarts or self.restarts[name] >= MAX_RESTARTS:
-                process = self.children[name]
-                raise ServiceError(
-                    f"{name} exited with code {process.exit_code()} (restarted {self.restarts.get(name, 0)} times)",
-                    process.log,
-                )
-            self.children[name].stop()  # reaps it
-            self._spawn(name)
-            self.restarts[name] += 1
-            restarted.append(name)
-        return restarted
+        return self.supervisor.check()
 
     def stop(self) -> None:
         """Stop the feeders first, then let each layer finish its batch before its process group is killed.

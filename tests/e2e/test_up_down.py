@@ -1,8 +1,10 @@
-"""`cryptolake up` as a user runs it: gold bars within minutes, and Ctrl-C leaves no process behind."""
+"""`cryptolake up` as a user runs it: gold bars within minutes, the ingestor, Kafka and MinIO started again when
+killed, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -18,6 +20,9 @@ from cryptolake.local.paths import REPO_ROOT
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
 GOLD_DEADLINE_S = 360
+RESTART_DEADLINE_S = 360
+KILLED = {"ingestor": "ingestor", "kafka": "Kafka", "minio": "MinIO"}  # PID file -> the name in up's lines
+STATUS = re.compile(r"\bingestor ([\d,]+) frames \| bronze ([\d,]+) rows")
 
 
 def processes_of(home: str) -> list[int]:
@@ -51,6 +56,29 @@ def test_ctrl_c_stops_everything_up_started(make_settings: Callable[[], Settings
         assert any("MinIO console: http://127.0.0.1:" in line for line in output)
         assert any(line.startswith("Dashboard: http://127.0.0.1:") for line in output)
         assert len(processes_of(settings.local_home)) >= 7  # venue, ingestor, 3 layers (+ JVMs), Kafka, MinIO
+
+        # Killed, each is started again with a line saying so, and `up` goes on: the new ingestor (its count starts
+        # at 0) sends frames, and bronze writes rows again, with Kafka and MinIO new.
+        run = Path(settings.local_home) / "run"
+        for pidfile in KILLED:
+            os.killpg(int((run / f"{pidfile}.pid").read_text()), signal.SIGKILL)
+        restarted: set[str] = set()
+        bronze_then: int | None = None  # bronze's rows in the first status line once every restart was announced
+        going_on = False
+        deadline = time.monotonic() + RESTART_DEADLINE_S
+        for line in up.stdout:
+            output.append(line)
+            restarted |= {name for name in KILLED.values() if line.startswith(f"{name} was killed by SIGKILL")}
+            status = STATUS.search(line)
+            if restarted == set(KILLED.values()) and status:
+                frames, bronze = (int(group.replace(",", "")) for group in status.groups())
+                bronze_then = bronze if bronze_then is None else bronze_then
+                going_on = frames > 0 and bronze > bronze_then
+            if going_on or time.monotonic() > deadline or up.poll() is not None:
+                break
+        assert restarted == set(KILLED.values()), "not every killed process restarted:\n" + "".join(output)
+        assert going_on, "no new frames through Kafka to bronze after the restarts:\n" + "".join(output)
+        assert up.poll() is None, "".join(output)
 
         up.send_signal(signal.SIGINT)
         rest, _ = up.communicate(timeout=150)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import uuid
@@ -21,6 +22,8 @@ from cryptolake.local.minio import ensure_bucket, s3_client
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError, port_in_use
 from cryptolake.local.services import LocalServices, install
+from cryptolake.local.supervisor import RestartPolicy, Supervisor
+from tests.ingestion.harness import wait_until
 
 
 def produce(settings: Settings, key: bytes, value: bytes) -> None:
@@ -178,6 +181,34 @@ def test_restart_keeps_records_and_objects(stack: LocalServices) -> None:
         assert s3_client(settings).get_object(Bucket=settings.lake_bucket, Key="kept.txt")["Body"].read() == b"kept"
         pids = stack.pids()
     assert_stopped(settings, pids)
+
+
+@pytest.mark.services
+def test_kafka_and_minio_killed_are_started_again_on_their_data_and_ports(stack: LocalServices) -> None:
+    settings = stack.settings
+    lines: list[str] = []
+    # As `up` supervises them, without a delay.
+    supervisor = Supervisor(RestartPolicy(budget=1, window=3600.0, first_delay=0.0, max_delay=0.0), report=lines.append)
+    with stack:
+        produce(settings, b"kept", b"across a crash")
+        s3_client(settings).put_object(Bucket=settings.lake_bucket, Key="kept.txt", Body=b"kept")
+        for service in (stack.kafka, stack.minio):
+            supervisor.watch(service.process, service.launch)
+        killed = stack.running()
+        for pid in killed.values():
+            os.killpg(pid, signal.SIGKILL)
+        wait_until(lambda: stack.running() == {}, "Kafka and MinIO gone after SIGKILL", timeout=30)
+        assert sorted(supervisor.check()) == ["Kafka", "MinIO"]
+        stack.kafka.wait_ready(120)
+        stack.minio.wait_ready(60)
+        assert set(stack.running()) == {"kafka", "minio"}
+        assert not set(stack.running().values()) & set(killed.values())
+        assert read_topic(settings)[b"kept"] == b"across a crash"
+        assert s3_client(settings).get_object(Bucket=settings.lake_bucket, Key="kept.txt")["Body"].read() == b"kept"
+    # Each with its reason, and whatever error line its log ended on.
+    assert [line.split(" ", 1)[0] for line in sorted(lines)] == ["Kafka", "MinIO"]
+    assert all(line.split(" ", 1)[1].startswith("was killed by SIGKILL") for line in lines), lines
+    assert all(line.endswith("; restart 1 of 1 within 1 h, in 0 s") for line in lines), lines
 
 
 @pytest.mark.services
