@@ -43,7 +43,6 @@ MIDDLE_US = 150_000_000
 RECEIVE_US = 40_000  # how long a frame takes from the venue's engine to the ingestor
 HOUR_US = 3_600_000_000
 RECORDED = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"
-SKEWED_KEY = ("binance", "BTC-USDT", str(synthetic.FIRST_TRADE_ID + SKEWED))
 
 
 @dataclass(frozen=True)
@@ -101,15 +100,21 @@ def _sent(records: list[Record]) -> list[reference.Trade]:
             for t in reference.trades_of(r.exchange, r.frame, r.symbol, position) or []]  # fmt: skip
 
 
-def _valid(sent: list[reference.Trade]) -> list[reference.Trade]:
+def _skewed_key(start_ms: int) -> tuple[str, str, str]:
+    """The skewed trade's: the BTC-USDT stream's ids start from its start time."""
+    return "binance", "BTC-USDT", str(synthetic.first_trade_id(start_ms) + SKEWED)
+
+
+def _valid(sent: list[reference.Trade], start_ms: int) -> list[reference.Trade]:
     """What silver keeps: each trade once, but the skewed one."""
-    return reference.unique(t for t in sent if _key(t) != SKEWED_KEY)
+    return reference.unique(t for t in sent if _key(t) != _skewed_key(start_ms))
 
 
 @dataclass
 class Run:
     pipeline: Pipeline
     records: list[Record]
+    start_ms: int  # the streams' first event time
     first_half_version: int  # the 1m table's version once it held exactly their bars
 
     @property
@@ -128,7 +133,7 @@ def run(services: Settings) -> Iterator[Run]:
     start_ms = int(time.time() * 1000) // 60_000 * 60_000 - 600_000
     records = _stream(start_ms)
     split = next(i for i, r in enumerate(records) if r.ingest_us >= start_ms * 1000 + MIDDLE_US)
-    first_half = _valid(_sent(records[:split]))
+    first_half = _valid(_sent(records[:split]), start_ms)
     running = Pipeline(settings, source=None)
     _produce(settings, records[:split])
     running.start()
@@ -139,7 +144,7 @@ def run(services: Settings) -> Iterator[Run]:
         then = lake.read_bars(settings, as_of=version).to_pylist()
         assert mismatch(then, first_half, WATERMARK_S) is None
         _produce(settings, records[split:])
-        yield Run(running, records, version)
+        yield Run(running, records, start_ms, version)
     finally:
         running.stop()
 
@@ -155,7 +160,7 @@ def _key(trade: reference.Trade) -> tuple[str, str, str]:
 def test_every_trade_is_in_silver_or_quarantine_once_and_every_bar_is_exact(run: Run) -> None:
     settings = run.settings
     sent = _sent(run.records)
-    valid = _valid(sent)
+    valid = _valid(sent, run.start_ms)
     assert len(valid) == len(sent) - 2  # all but the skewed trade and the repeat
     # The lagging venue's trades, the repeat and the 2024 replay all count: every bar is the reference's of them all.
     wait_for_gold(run.pipeline, valid, WATERMARK_S, "every gold table equal to the reference of every valid trade")
@@ -166,7 +171,8 @@ def test_every_trade_is_in_silver_or_quarantine_once_and_every_bar_is_exact(run:
     silver = lake.read_table(settings, SILVER_TABLE).to_pylist()
     assert sorted(map(_trade_key, silver)) == sorted(map(_key, valid))
     quarantine = lake.read_table(settings, QUARANTINE_TABLE).to_pylist()
-    skewed = [p for p, r in enumerate(run.records) if SKEWED_KEY in map(_key, _sent(run.records[p : p + 1]))]
+    skewed_key = _skewed_key(run.start_ms)
+    skewed = [p for p, r in enumerate(run.records) if skewed_key in map(_key, _sent(run.records[p : p + 1]))]
     assert [(q["offset"], q["rejected_trades"], q["reject_reason"]) for q in quarantine] == [
         (*skewed, 1, "event time more than 10 s after ingest time")
     ]
@@ -176,7 +182,9 @@ def test_every_trade_is_in_silver_or_quarantine_once_and_every_bar_is_exact(run:
 
 def test_the_lagging_venue_restates_its_bars_in_new_versions(run: Run) -> None:
     settings, table = run.settings, gold_table("1m")
-    wait_for_gold(run.pipeline, _valid(_sent(run.records)), WATERMARK_S, "every gold table equal to the reference")
+    wait_for_gold(
+        run.pipeline, _valid(_sent(run.records), run.start_ms), WATERMARK_S, "every gold table equal to the reference"
+    )
     okx = {"symbol": "BTC-USDT", "exchange": "okx"}
     then = lake.read_bars(settings, **okx, as_of=run.first_half_version).to_pylist()
     now = {bar_key(b): b for b in lake.read_bars(settings, **okx).to_pylist()}
