@@ -106,7 +106,7 @@ class Supervisor:
                 code = child.process.exit_code()
                 child.process.stop()  # reaps it, and ends what is left of its process group
                 reason = _last_error(child.process.log, child.log_offset)
-                # Also Python's own code for a bad argument.
+                # A bad setting, a checkpoint at odds with its tables, or (argparse's code) a bad argument.
                 if code == exits.MISCONFIGURED:
                     reason = _Reason(reason.text if reason else "a bad setting or argument", final=True)
                 self._failed(name, child, _exit(code), reason, now)
