@@ -21,6 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import nbformat
@@ -184,13 +185,25 @@ def test_the_notebook_runs_to_its_end_against_the_stack(stack: Stack, monkeypatc
     assert "trades agree" in last, last
 
 
-def _local_processes(stack: Stack) -> list[psutil.Process]:
-    """Kafka, MinIO, the venue, the ingestor and the layers (by the PID files in the state folder), with children."""
+@dataclass(frozen=True)
+class Seen:
+    name: str
+    cmdline: str
+    listening: list[Any]  # psutil addresses: ip, port
+
+
+def _local_processes(stack: Stack) -> list[Seen]:
+    """Kafka, MinIO, the venue, the ingestor and the layers (by the PID files in the state folder), with children,
+    as seen now. A short-lived child (a launcher script's) may be gone, or a zombie, by the time it is read: it holds
+    no socket and is left out."""
     found = []
     for pidfile in stack.pipeline.paths.run.glob("*.pid"):
         with contextlib.suppress(psutil.Error, ValueError):
-            process = psutil.Process(int(pidfile.read_text()))
-            found += [process, *process.children(recursive=True)]
+            parent = psutil.Process(int(pidfile.read_text()))
+            for process in (parent, *parent.children(recursive=True)):
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    listening = [c.laddr for c in process.net_connections("inet") if c.status == "LISTEN"]
+                    found.append(Seen(process.name(), " ".join(process.cmdline()), listening))
     return found
 
 
@@ -203,13 +216,12 @@ def _on_loopback(ip: str) -> bool:
 def test_local_mode_listens_on_loopback_and_puts_no_secret_on_a_command_line(stack: Stack) -> None:
     wait_for(stack.pipeline, lambda: _metrics_url(stack) is not None, "the layers' Spark UI")
     processes = _local_processes(stack)
-    names = {p.name() for p in processes}
+    names = {p.name for p in processes}
     assert {"java", "minio"} <= names, f"Kafka, the layers and MinIO among {names}"
     secret = stack.pipeline.settings.s3_secret_key
-    listening = []
     for process in processes:
-        assert secret not in " ".join(process.cmdline()), f"the S3 secret on {process.name()}'s command line"
-        listening += [(process.name(), c.laddr) for c in process.net_connections("inet") if c.status == "LISTEN"]
+        assert secret not in process.cmdline, f"the S3 secret on {process.name}'s command line"
+    listening = [(p.name, address) for p in processes for address in p.listening]
     assert len(listening) >= 6, listening  # Kafka's two, MinIO's two, the ingestor's, the venue's, the Spark UI's
     beyond = [(name, address) for name, address in listening if not _on_loopback(address.ip)]
     assert not beyond, f"listening beyond this machine: {beyond}"

@@ -23,13 +23,12 @@ from tests.k8s import controlplane as cp
 from tests.k8s import node as nodes
 
 COREDNS_SOURCE = Path(__file__).parent / "coredns"
-PROXY_TABLES = ("ip kube-proxy", "ip6 kube-proxy")
 
 
 def proxy_tables() -> list[str]:
     """kube-proxy's nftables tables present in the kernel."""
     listed = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
-    return [table for table in PROXY_TABLES if f"table {table}\n" in listed + "\n"]
+    return [table for table in cp.PROXY_TABLES if f"table {table}\n" in listed + "\n"]
 
 
 def proxy_config(plane: cp.ControlPlane, folder: Path, health: int) -> Path:

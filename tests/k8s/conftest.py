@@ -15,6 +15,7 @@ import signal
 import socket
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -123,11 +124,21 @@ def manifest_file(tmp_path: Path) -> Callable[[str, list[render.Manifest]], Path
 
 
 @pytest.fixture(scope="session")
-def network() -> Iterator[None]:
-    """The cluster ranges dropped, then the pods' bridge in one /24 of them."""
+def network(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """This machine's one test node, what a killed run left deleted, then the cluster ranges dropped and the pods'
+    bridge in one /24 of them."""
     nodes.install_packages({"nft": "nftables"})
-    with controlplane.blackholed(), controlplane.pod_network():
-        yield
+    with controlplane.sole_node():
+        left = controlplane.reclaim()
+        # Earlier runs' folders: the network namespaces a killed run's pods held stay mounted there.
+        current = tmp_path_factory.getbasetemp()
+        for folder in current.parent.iterdir():
+            if folder.is_dir() and not folder.is_symlink() and folder != current:
+                nodes.unmount_under(folder)
+        if left:
+            warnings.warn(f"deleted what a killed test run left: {', '.join(left)}", stacklevel=1)
+        with controlplane.blackholed(), controlplane.pod_network():
+            yield
 
 
 @pytest.fixture(scope="session")

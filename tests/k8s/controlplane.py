@@ -8,6 +8,7 @@ The API server listens on the bridge's host address, the node's address, so that
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import signal
@@ -137,6 +138,55 @@ def _run(args: list[str], stdin: str | None = None) -> str:
 def guarded() -> bool:
     """Whether the guard table is in the kernel's ruleset."""
     return GUARD_TABLE in _run(["nft", "list", "tables"])
+
+
+# --- One test node per machine ------------------------------------------------------------------------------------
+
+# The kernel frees the lock when its holder dies, however it dies: a run holding it knows that the bridge, tables and
+# routes named here, if present, were left by a killed run, never by a live one.
+NODE_LOCK = Path("/run/lock/cryptolake-test-node.lock")
+# kube-proxy's own tables in nftables mode (addons.py runs it).
+PROXY_TABLES = ("ip kube-proxy", "ip6 kube-proxy")
+
+
+@contextmanager
+def sole_node() -> Iterator[None]:
+    """This machine's test-node lock, held until exit; fails at once if another run holds it."""
+    NODE_LOCK.parent.mkdir(parents=True, exist_ok=True)
+    with NODE_LOCK.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ControlPlaneError(f"another test node runs on this machine: it holds {NODE_LOCK}") from None
+        yield
+
+
+def reclaim(
+    bridge: str = BRIDGE,
+    tables: tuple[str, ...] = (f"inet {GUARD_TABLE}", *PROXY_TABLES),
+    routes: tuple[IPv4Network, ...] = CLUSTER_CIDRS,
+) -> list[str]:
+    """Delete what a killed run left in the kernel: the bridge with the pods' ends of its ports, the nftables tables
+    and the blackhole routes; returns what it deleted. Call under ``sole_node()``."""
+    deleted = []
+    ports = Path(f"/sys/class/net/{bridge}/brif")
+    if ports.exists():
+        for port in sorted(p.name for p in ports.iterdir()):
+            # Deleting one end of a veth pair deletes the other, in the pod's network namespace.
+            _run(["ip", "link", "del", port])
+        _run(["ip", "link", "del", bridge])
+        deleted.append(f"bridge {bridge}")
+    listed = set(_run(["nft", "list", "tables"]).splitlines())
+    for table in tables:
+        if f"table {table}" in listed:
+            _run(["nft", "delete", "table", *table.split()])
+            deleted.append(f"table {table}")
+    blackholes = _run(["ip", "route", "show", "type", "blackhole"]).split()
+    for network in routes:
+        if str(network) in blackholes:
+            _run(["ip", "route", "del", "blackhole", str(network)])
+            deleted.append(f"blackhole route {network}")
+    return deleted
 
 
 @contextmanager

@@ -14,6 +14,7 @@ import json
 import re
 import subprocess
 import urllib.parse
+from ipaddress import IPv4Network
 from typing import Any
 
 import pytest
@@ -81,6 +82,43 @@ def test_cluster_ranges_are_dropped_before_anything_starts(network: None) -> Non
         subprocess.run(["ip", "-j", "route", "show", "type", "blackhole"], capture_output=True, check=True).stdout
     )
     assert {str(n) for n in controlplane.CLUSTER_CIDRS} <= {r["dst"] for r in routes}
+
+
+def test_a_second_test_node_on_the_machine_is_refused(network: None) -> None:
+    """Two runs would share the bridge's name and the cluster ranges' routes: the one that comes second stops."""
+    with pytest.raises(controlplane.ControlPlaneError, match="another test node runs"), controlplane.sole_node():
+        pass
+
+
+def test_what_a_killed_run_left_is_deleted(network: None) -> None:
+    """A bridge with a pod's port, an nftables table and a blackhole route, as a run killed mid-way leaves them, are
+    gone after reclaim(); names and range of this test's own, not the live node's."""
+    bridge, table, route = "cl-left0", "inet cryptolake_left", IPv4Network("198.51.100.0/24")  # TEST-NET-2
+    setup = [
+        ["ip", "link", "add", bridge, "type", "bridge"],
+        ["ip", "link", "add", "cl-left-host", "type", "veth", "peer", "name", "cl-left-pod"],
+        ["ip", "link", "set", "cl-left-host", "master", bridge],
+        ["nft", "add", "table", *table.split()],
+        ["ip", "route", "add", "blackhole", str(route)],
+    ]
+    try:
+        for command in setup:
+            subprocess.run(command, capture_output=True, check=True)
+
+        deleted = controlplane.reclaim(bridge, (table,), (route,))
+
+        assert deleted == [f"bridge {bridge}", f"table {table}", f"blackhole route {route}"]
+        links = json.loads(subprocess.run(["ip", "-j", "link"], capture_output=True, check=True).stdout)
+        assert not {bridge, "cl-left-host", "cl-left-pod"} & {link["ifname"] for link in links}
+        tables = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True, check=True).stdout
+        assert f"table {table}" not in tables
+        blackholes = subprocess.run(["ip", "route", "show", "type", "blackhole"], capture_output=True, text=True)
+        assert str(route) not in blackholes.stdout
+    finally:
+        for command in (["ip", "link", "del", "cl-left-host"], ["ip", "link", "del", bridge]):
+            subprocess.run(command, capture_output=True, check=False)
+        subprocess.run(["nft", "delete", "table", *table.split()], capture_output=True, check=False)
+        subprocess.run(["ip", "route", "del", "blackhole", str(route)], capture_output=True, check=False)
 
 
 def test_api_server_reports_the_kind_nodes_version(plane: ControlPlane, pins: dict[str, tools.Pin]) -> None:
