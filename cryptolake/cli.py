@@ -23,6 +23,7 @@ from core import exits, logs
 from core.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
 from core.settings import Settings, SettingsError, describe
 from cryptolake import lake
+from cryptolake.cluster import add_commands as add_cluster_commands
 from cryptolake.dashboard import bars as dashboard_bars
 from cryptolake.dashboard import server as dashboard_server
 from cryptolake.dashboard.page import self_contained
@@ -361,6 +362,7 @@ def parser() -> argparse.ArgumentParser:
         func=cmd_settings
     )
     add_ingestion_commands(commands)
+    add_cluster_commands(commands)
     return root
 
 

@@ -19,7 +19,17 @@ from pyspark.sql.streaming.query import StreamingQuery
 
 from core.layers import BAR_INTERVALS, GOLD_OUTPUTS, SILVER_TABLE, gold_table
 from core.settings import Settings, duration_seconds
-from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, read_table, run_layer, txn_app_id, write_batches
+from jobs.runtime import (
+    COUNTS,
+    Stage,
+    TableUri,
+    WriteBatch,
+    read_table,
+    run_layer,
+    txn_app_id,
+    utc_text,
+    write_batches,
+)
 
 # Where a trade sits in the order that makes a bar's open and close: event time, then (across venues) the exchange's
 # name, then the venue's own order: its trade number where it numbers its trades in order, else (null numbers) the
@@ -210,7 +220,7 @@ def batch_writer(table_uri: TableUri, watermark_delay: str) -> WriteBatch:
             count, days, newest = minute.agg(
                 F.count(F.lit(1)), F.collect_set("date"), F.max("close_order.event_time")
             ).collect()[0]
-            COUNTS.record("gold", batch_id, output_rows=count)
+            COUNTS.record("gold", batch_id, output_rows=count, newest_event=utc_text(newest))
             if newest is None:
                 return
             newest_seen[:] = [max([newest, *newest_seen])]

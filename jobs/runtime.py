@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
@@ -49,22 +50,49 @@ def batch_summary(progress: dict[str, Any]) -> dict[str, Any]:
         "late_rows": sum(op.get("numRowsDroppedByWatermark", 0) for op in state),
         "state_rows": sum(op.get("numRowsTotal", 0) for op in state),
     }
+    lag = kafka_lag(progress)
+    if lag is not None:
+        summary["kafka_lag"] = lag
     return summary
 
 
+def kafka_lag(progress: dict[str, Any]) -> dict[str, int] | None:
+    """Per Kafka partition (``topic-partition``), the records Kafka held beyond the batch's end when the batch was
+    planned; None for a batch that reads no Kafka. A Kafka source's offsets are ``{topic: {partition: offset}}``, a
+    Delta source's hold no such mapping."""
+    lag = {}
+    for source in progress.get("sources") or []:
+        latest, end = source.get("latestOffset"), source.get("endOffset")
+        if not isinstance(latest, dict) or not isinstance(end, dict):
+            continue
+        for topic, partitions in latest.items():
+            ends = end.get(topic)
+            if not isinstance(partitions, dict) or not isinstance(ends, dict):
+                continue
+            for partition, offset in partitions.items():
+                if isinstance(offset, int) and isinstance(ends.get(partition), int):
+                    lag[f"{topic}-{partition}"] = offset - ends[partition]
+    return lag or None
+
+
+def utc_text(when: datetime | None) -> str | None:
+    """A time collected from Spark (naive, in this process's local zone) as ISO 8601 in UTC, for a batch line."""
+    return None if when is None else when.astimezone(UTC).isoformat()
+
+
 class BatchCounts:
-    """The rows a layer's own batch writer wrote (Spark's progress counts none for ``foreachBatch``), kept from the
-    writer's call until the batch's progress line takes them."""
+    """The rows a layer's own batch writer wrote (Spark's progress counts none for ``foreachBatch``), and the newest
+    event time among them, kept from the writer's call until the batch's progress line takes them."""
 
     def __init__(self) -> None:
-        self._counts: dict[tuple[str, int], dict[str, int]] = {}
+        self._counts: dict[tuple[str, int], dict[str, object]] = {}
         self._lock = threading.Lock()
 
-    def record(self, query: str, batch_id: int, **counts: int) -> None:
+    def record(self, query: str, batch_id: int, **counts: object) -> None:
         with self._lock:
             self._counts[(query, batch_id)] = counts
 
-    def take(self, query: str, batch_id: int) -> dict[str, int]:
+    def take(self, query: str, batch_id: int) -> dict[str, object]:
         with self._lock:
             return self._counts.pop((query, batch_id), {})
 

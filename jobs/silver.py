@@ -15,7 +15,17 @@ from core.layers import BRONZE_TABLE, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings, duration_seconds
 from core.venues import LAKE_VENUES
 from jobs import schemas, venues
-from jobs.runtime import COUNTS, Stage, TableUri, WriteBatch, read_table, run_layer, txn_app_id, write_batches
+from jobs.runtime import (
+    COUNTS,
+    Stage,
+    TableUri,
+    WriteBatch,
+    read_table,
+    run_layer,
+    txn_app_id,
+    utc_text,
+    write_batches,
+)
 
 
 def _header(name: str) -> Column:
@@ -329,10 +339,17 @@ def batch_writer(table_uri: TableUri) -> WriteBatch:
         # Step 1: keep the parsed batch: both tables come from it, and the counts too.
         rows.persist()
         try:
-            # Step 2: how many of each, for the batch's progress line.
+            # Step 2: how many of each, and the newest trade's time, for the batch's progress line.
             valid = F.col("reject_reason").isNull().alias("valid")
-            counts: dict[bool, int] = dict(rows.groupBy(valid).count().collect())
-            COUNTS.record("silver", batch_id, output_rows=counts.get(True, 0), quarantined_rows=counts.get(False, 0))
+            counted = rows.groupBy(valid).agg(F.count(F.lit(1)), F.max("event_time")).collect()
+            counts = {ok: (n, newest) for ok, n, newest in counted}
+            COUNTS.record(
+                "silver",
+                batch_id,
+                output_rows=counts.get(True, (0, None))[0],
+                quarantined_rows=counts.get(False, (0, None))[0],
+                newest_event=utc_text(counts.get(True, (0, None))[1]),
+            )
             # Step 3: both tables, each write idempotent by batch id.
             append(trades(rows), table_uri(SILVER_TABLE), batch_id)
             append(quarantined(rows), table_uri(QUARANTINE_TABLE), batch_id)

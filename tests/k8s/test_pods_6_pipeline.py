@@ -4,12 +4,24 @@ steps)."""
 
 from __future__ import annotations
 
+import json
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
 from core.layers import BRONZE_TABLE, SILVER_TABLE, gold_table
-from cryptolake import lake
+from cryptolake import cli, lake
 from tests import reference
 from tests.e2e.helpers import gold_mismatch
+from tests.k8s import controlplane, render, workloads
 from tests.k8s import node as nodes
-from tests.k8s import workloads
 from tests.k8s.conftest import (
     APP_RELEASE,
     HELD,
@@ -26,6 +38,8 @@ from tests.k8s.conftest import (
 from tests.k8s.controlplane import ControlPlaneError
 
 pytestmark = needs_root
+
+NAMESPACE = render.namespace()
 
 # The pipeline's waits run as long as the venue sends, and then as long as the layers catch up: progress (rows
 # written) keeps them going, its absence for a stall ends them.
@@ -91,3 +105,58 @@ def test_gold_bars_from_the_cluster_equal_the_reference_and_every_trade_is_kept_
     assert sorted(bronze["value"].to_pylist()) == sorted(t.binance_frame().encode() for t in trades)
     silver = lake.read_table(settings, SILVER_TABLE).to_pylist()
     assert sorted((t["symbol"], int(t["trade_id"])) for t in silver) == sorted((t.symbol, t.trade_id) for t in trades)
+
+
+def test_cluster_status_and_logs_tell_what_runs(
+    cluster: Cluster,
+    in_cluster: InCluster,
+    bronze_killed: Kill,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`cryptolake cluster status` and `cluster logs`, through the kubernetes client with the cluster's kube config as
+    a user's kubectl has it, once the pipeline has caught up (the test before): every layer RUNNING with its driver
+    pod Running, bronze's Kafka lag 0 on every partition, silver's and gold's newest trade the venue's newest, the
+    bronze driver resubmitted after its kill; the layer's log lines merged and prefixed with their pod, and followed."""
+    monkeypatch.setenv("KUBECONFIG", str(cluster.plane.kubeconfig))
+    newest = datetime.fromtimestamp(max(t.time_ms for t in in_cluster.trades) / 1000, UTC)
+    layers: dict[str, dict[str, Any]] = {}
+
+    def caught_up() -> bool:
+        assert cli.main(["cluster", "status", "--json", "--namespace", NAMESPACE]) == 0
+        layers.update({row["layer"]: row for row in json.loads(capsys.readouterr().out)["layers"]})
+        lag = (layers["bronze"]["batch"] or {}).get("kafka_lag") or {"none yet": 1}
+        fresh = [layers[layer]["newest_event"] for layer in ("silver", "gold")]
+        return set(lag.values()) == {0} and all(f and datetime.fromisoformat(f) == newest for f in fresh)
+
+    try:
+        controlplane.wait_for("the status to show the pipeline caught up", caught_up, 180, interval=5)
+    except ControlPlaneError as exc:
+        raise AssertionError(f"{exc}\nlast status: {json.dumps(layers, indent=1)}") from None
+    for layer, row in layers.items():
+        assert (row["state"], row["phase"]) == ("RUNNING", "Running"), (layer, row)
+    assert all(p.startswith(f"{in_cluster.settings.kafka_topic}-") for p in layers["bronze"]["batch"]["kafka_lag"])
+    # The operator counts a run per driver: bronze's second began when its first driver was deleted.
+    assert layers["bronze"]["attempts"] > layers["silver"]["attempts"] >= 1, layers
+
+    # The whole logs: the resubmitted driver's batch lines, each prefixed with its pod.
+    assert cli.main(["cluster", "logs", "bronze", "--namespace", NAMESPACE]) == 0
+    driver = layers["bronze"]["driver"]
+    merged = capsys.readouterr().out.splitlines()
+    assert [line for line in merged if line.startswith(f"[{driver}] ") and '"event": "batch"' in line], merged[-20:]
+
+    # Followed, as a user's terminal runs it, until Ctrl-C.
+    follow = subprocess.Popen(
+        [Path(sys.executable).parent / "cryptolake", "cluster", "logs", "bronze", "-f", "--namespace", NAMESPACE],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in follow.stdout or ()], daemon=True).start()
+    try:
+        first = lines.get(timeout=120)
+        assert first.startswith(f"[{driver}] "), first
+    finally:
+        follow.send_signal(signal.SIGINT)
+        assert follow.wait(30) == 130  # what the command returns on Ctrl-C

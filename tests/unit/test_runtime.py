@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import zipfile
+from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -22,6 +24,7 @@ from jobs.runtime import (
     batch_summary,
     failure_text,
     stop_between_batches,
+    utc_text,
     what_to_do,
 )
 from jobs.session import LOG4J2_CONFIG, spark_conf
@@ -166,3 +169,36 @@ def test_the_session_hands_the_log_config_to_the_drivers_jvm() -> None:
     options = spark_conf(Settings())["spark.driver.extraJavaOptions"]
     assert options == f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}"
     assert LOG4J2_CONFIG.is_file()
+
+
+def test_a_batch_line_gives_the_kafka_lag_per_partition() -> None:
+    """A Kafka source's offsets as Spark's progress reports them ({topic: {partition: offset}}): the lag is the newest
+    offset Kafka had less where the batch ended. A Delta source (silver's, gold's) has none."""
+    kafka = {
+        "description": "KafkaV2[Subscribe[crypto.trades]]",
+        "startOffset": {"crypto.trades": {"0": 100, "1": 40}},
+        "endOffset": {"crypto.trades": {"0": 180, "1": 40}},
+        "latestOffset": {"crypto.trades": {"0": 200, "1": 40}},
+    }
+    delta = {
+        "description": "DeltaSource[s3a://lakehouse/bronze/trades]",
+        "endOffset": {"sourceVersion": 1, "reservoirVersion": 12, "index": -1, "isStartingVersion": False},
+        "latestOffset": None,
+    }
+    assert batch_summary({**progress("bronze", 80), "sources": [kafka]})["kafka_lag"] == {
+        "crypto.trades-0": 20,
+        "crypto.trades-1": 0,
+    }
+    assert "kafka_lag" not in batch_summary({**progress("silver", 80), "sources": [delta]})
+
+
+def test_a_batch_line_gives_the_newest_trade_in_utc(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Spark hands Python naive times in the process's zone; the line says UTC whatever that zone is."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")  # UTC+9, no daylight saving
+    time.tzset()
+    try:
+        assert utc_text(datetime(2026, 12, 7, 19, 30, 5, 250000)) == "2026-12-07T10:30:05.250000+00:00"
+        assert utc_text(None) is None
+    finally:
+        monkeypatch.undo()
+        time.tzset()
