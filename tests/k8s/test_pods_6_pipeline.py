@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from core import events
 from core.layers import BRONZE_TABLE, SILVER_TABLE, gold_table
 from cryptolake import cli, lake
 from tests import reference
@@ -143,7 +144,7 @@ def test_cluster_status_and_logs_tell_what_runs(
     assert cli.main(["cluster", "logs", "bronze", "--namespace", NAMESPACE]) == 0
     driver = layers["bronze"]["driver"]
     merged = capsys.readouterr().out.splitlines()
-    assert [line for line in merged if line.startswith(f"[{driver}] ") and '"event": "batch"' in line], merged[-20:]
+    assert [line for line in merged if line.startswith(f"[{driver}] ") and f'"event": "{events.BATCH}"' in line], merged[-20:]
 
     # Followed, as a user's terminal runs it, until Ctrl-C.
     follow = subprocess.Popen(

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core import events
 from cryptolake import cli
 from cryptolake.cluster import LayerStatus, Status, _in_order, newest_batch, render
 
@@ -25,11 +26,11 @@ def line(event: str, **fields: object) -> str:
 def test_the_newest_batch_line_and_the_newest_trade_among_the_batch_lines() -> None:
     lines = [
         SPARK_LINE,
-        line("batch", batch=6, newest_event="2026-12-07T17:59:58+00:00"),
+        line(events.BATCH, batch=6, newest_event="2026-12-07T17:59:58+00:00"),
         "{not json",
-        line("batch", batch=7, newest_event="2026-12-07T17:59:59.5+00:00"),
-        line("query started", query="silver"),
-        line("batch", batch=8, newest_event=None),  # a batch without trades names no time
+        line(events.BATCH, batch=7, newest_event="2026-12-07T17:59:59.5+00:00"),
+        line(events.QUERY_STARTED, query="silver"),
+        line(events.BATCH, batch=8, newest_event=None),  # a batch without trades names no time
     ]
     batch, newest = newest_batch(lines)
     assert batch is not None and batch["batch"] == 8
