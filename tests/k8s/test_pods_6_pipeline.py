@@ -144,7 +144,8 @@ def test_cluster_status_and_logs_tell_what_runs(
     assert cli.main(["cluster", "logs", "bronze", "--namespace", NAMESPACE]) == 0
     driver = layers["bronze"]["driver"]
     merged = capsys.readouterr().out.splitlines()
-    assert [line for line in merged if line.startswith(f"[{driver}] ") and f'"event": "{events.BATCH}"' in line], merged[-20:]
+    batches = [line for line in merged if line.startswith(f"[{driver}] ") and f'"event": "{events.BATCH}"' in line]
+    assert batches, merged[-20:]
 
     # Followed, as a user's terminal runs it, until Ctrl-C.
     follow = subprocess.Popen(
