@@ -32,6 +32,7 @@ from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError
 from cryptolake.local.services import LocalServices, install
 from cryptolake.runner import Pipeline, Source, down, up_lock
+from cryptolake.venue import synthetic
 from cryptolake.venue.cli import add_commands as add_ingestion_commands
 from cryptolake.venue.server import parse_speed
 
@@ -58,7 +59,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
 
 def _up(settings: Settings, args: argparse.Namespace, paths: LocalPaths) -> int:
     # Reads the recordings: one that cannot be read fails before anything is installed or started.
-    source = Source(kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate)
+    source = Source(
+        kind=args.source, recordings=tuple(args.recording), speed=args.speed, rate=args.rate, venues=args.venues
+    )
     pipeline = Pipeline(settings, source, jvm_per_layer=args.jvm_per_layer)
     stop = logs.stop_on_signals(logging.getLogger("cryptolake"))
     install(settings)
@@ -137,6 +140,16 @@ def cmd_down(settings: Settings, _args: argparse.Namespace) -> int:
     LocalServices(settings).stop()
     print("no running `cryptolake up` found; stopped any processes it had left")
     return 0
+
+
+def synthetic_venues(text: str) -> tuple[str, ...]:
+    """``--venues``, checked here as ``--speed`` is."""
+    venues = tuple(text.split(","))
+    try:
+        synthetic.check_venues(venues)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return venues
 
 
 def speed(text: str) -> str:
@@ -330,7 +343,13 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--source", choices=("synthetic", "live", "replay"), default="synthetic")
     up.add_argument("--recording", type=Path, nargs="*", default=[], help="replay: *.replay.jsonl files")
     up.add_argument("--speed", type=speed, default="1", help="synthetic and replay: N times real time, or max")
-    up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second")
+    up.add_argument("--rate", type=float, default=200.0, help="synthetic: trades per second, all venues together")
+    up.add_argument(
+        "--venues",
+        type=synthetic_venues,
+        default=synthetic.DEMO_VENUES,
+        help=f"synthetic: the venues served, each in its own protocol (default: {','.join(synthetic.DEMO_VENUES)})",
+    )
     up.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, as in Kubernetes")
     up.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT, help="the dashboard's port (0: any free)")
     up.set_defaults(func=cmd_up)

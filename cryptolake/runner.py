@@ -20,6 +20,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from core.settings import Settings
+from core.venues import FEEDS
 from cryptolake import lake
 from cryptolake.local.lock import StateLock
 from cryptolake.local.paths import REPO_ROOT, LocalPaths
@@ -27,8 +28,8 @@ from cryptolake.local.procs import LOOPBACK, ManagedProcess, free_port
 from cryptolake.local.services import LocalServices
 from cryptolake.local.supervisor import RestartPolicy, Supervisor
 from cryptolake.status import RECENT_BARS, Progress, freshest_bars
-from cryptolake.venue import recordings
-from cryptolake.venue.replay import ingestor_settings
+from cryptolake.venue import recordings, synthetic
+from cryptolake.venue.replay import ingestor_settings, served_settings
 from ingestion.metrics import metric_total
 
 LAYERS = ("bronze", "silver", "gold")
@@ -46,12 +47,13 @@ def service_ports(settings: Settings) -> set[int]:
 
 @dataclass(frozen=True)
 class Source:
-    """Where the ingestor's frames come from: the synthetic venue, live Binance, or recordings replayed."""
+    """Where the ingestor's frames come from: the synthetic venues, the live ones, or recordings replayed."""
 
     kind: str = "synthetic"  # synthetic | live | replay
     recordings: tuple[Path, ...] = ()
     speed: str = "1"  # N times real time, or "max"
-    rate: float = 200.0  # synthetic: trades per second
+    rate: float = 200.0  # synthetic: trades per second, all venues together
+    venues: tuple[str, ...] = synthetic.DEMO_VENUES  # synthetic: each served in its own protocol, on the same symbols
     count: int | None = None  # synthetic: stop after this many trades
     seed: int = 1
     start_ms: int | None = None  # synthetic: event time of the first trade (default: now)
@@ -61,7 +63,7 @@ class Source:
             # Absolute: the venue runs in another folder than the command that names the recordings.
             return ["--recording", *(str(path.resolve()) for path in self.recordings), "--speed", self.speed]
         args = ["--symbols", ",".join(settings.symbols), "--rate", str(self.rate), "--seed", str(self.seed)]
-        args += ["--speed", self.speed]
+        args += ["--venues", ",".join(self.venues), "--speed", self.speed]
         if self.count is not None:
             args += ["--count", str(self.count)]
         if self.start_ms is not None:
@@ -96,13 +98,16 @@ class Pipeline:
             "ingestor_http_port": free_port(avoid=taken),
             "ingestor_http_host": LOOPBACK,
         }
-        if self.source is not None and self.source.kind == "synthetic":
-            overrides["binance_url"] = f"ws://127.0.0.1:{venue_port}"
         self.settings = self.settings.with_(**overrides)
+        venue_url = f"ws://127.0.0.1:{venue_port}"
+        if self.source is not None and self.source.kind == "synthetic":
+            # Every venue served trades the settings' symbols.
+            served = {FEEDS[venue]: self.settings.symbols for venue in self.source.venues}
+            self.settings = served_settings(self.settings, served, venue_url)
         if self.source is not None and self.source.kind == "replay":
             # The recordings' venues and symbols, every venue served by the local one.
             loaded = [recordings.load(path) for path in self.source.recordings]
-            self.settings = ingestor_settings(self.settings, loaded, f"ws://127.0.0.1:{venue_port}")
+            self.settings = ingestor_settings(self.settings, loaded, venue_url)
         self.venue_port = venue_port
         self.children: dict[str, ManagedProcess] = {}
         self.layer_processes = LAYERS if self.jvm_per_layer else (ONE_JVM,)

@@ -36,7 +36,8 @@ def main() -> int:
         metrics,
         queue_frames=settings.ingestor_queue_frames,
         queue_mib=settings.ingestor_queue_mib,
-        # A local venue serves recordings (cryptolake replay, up --source replay).
+        # A local venue serves recordings or synthetic trades (replay, up --source replay or synthetic), stamped at
+        # times of their own.
         replay=bool(settings.venue_url),
     )
     ingestor = Ingestor(wanted, producer, metrics)

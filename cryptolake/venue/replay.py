@@ -7,11 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
+from core.venues import Exchange
 from cryptolake.local.procs import LOOPBACK, free_port
 from cryptolake.venue import recordings
 from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
@@ -23,14 +24,20 @@ POLL_SECONDS = 0.5
 
 def ingestor_settings(settings: Settings, loaded: Sequence[recordings.Recording], venue_url: str) -> Settings:
     """``settings`` with the venues and symbols of the recordings, every venue at ``venue_url``."""
-    feeds = list(dict.fromkeys(r.feed.feed for r in loaded))
-    symbols: dict[str, dict[str, None]] = {}
+    served: dict[type[Exchange], dict[str, None]] = {}
     for recording in loaded:
-        symbols.setdefault(SYMBOL_SETTINGS[recording.feed.name], {}).update(dict.fromkeys(recording.symbols))
+        served.setdefault(recording.feed, {}).update(dict.fromkeys(recording.symbols))
+    run = served_settings(settings, served, venue_url)
+    return run.with_(ingestor_http_port=free_port(), ingestor_http_host=LOOPBACK)
+
+
+def served_settings(settings: Settings, served: Mapping[type[Exchange], Iterable[str]], venue_url: str) -> Settings:
+    """``settings`` with the ingestor reading these feeds' symbols, every feed at ``venue_url``."""
+    symbols: dict[str, dict[str, None]] = {}
+    for feed, names in served.items():
+        symbols.setdefault(SYMBOL_SETTINGS[feed.name], {}).update(dict.fromkeys(names))
     changes: dict[str, Any] = {name: tuple(found) for name, found in symbols.items()}
-    return settings.with_(
-        venues=tuple(feeds), venue_url=venue_url, ingestor_http_port=free_port(), ingestor_http_host=LOOPBACK, **changes
-    )
+    return settings.with_(venues=tuple(feed.feed for feed in served), venue_url=venue_url, **changes)
 
 
 def replay(settings: Settings, paths: Sequence[Path], speed: float, idle_timeout: float = 60.0) -> int:

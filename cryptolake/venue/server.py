@@ -1,4 +1,4 @@
-"""A local WebSocket server speaking the venues' protocols, fed by recordings or by synthetic Binance trades.
+"""A local WebSocket server speaking the venues' protocols, fed by recordings or by synthetic trades of several venues.
 
 Each feed is served under its own path, ``/<feed>`` followed by the venue's (``ws://127.0.0.1:P/kraken/v2``), which
 is what the ingestor opens with ``CRYPTOLAKE_VENUE_URL=ws://127.0.0.1:P``; Binance's also without the prefix, so
@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from core import logs
-from core.venues import Binance, Exchange
+from core.venues import LAKE_VENUES, Binance, Exchange
 from cryptolake.venue import recordings, synthetic
 from cryptolake.venue.recordings import TimedFrame
 
@@ -40,11 +40,31 @@ WRITE_BUFFER_BYTES = 1 << 20  # wait for the client to read when this much is wa
 KEEPALIVE_SECONDS = 2.0
 
 
-def synthetic_frames(
-    symbols: Sequence[str], *, seed: int, start_ms: int, rate: float, count: int | None
-) -> Iterator[TimedFrame]:
-    for trade in synthetic.generate(symbols, seed=seed, start_ms=start_ms, rate=rate, count=count):
-        yield TimedFrame(trade.time_ms / 1000, trade.binance_stream, trade.binance_frame())
+def synthetic_sequences(
+    venues: Sequence[str],
+    symbols: Sequence[str],
+    *,
+    seed: int,
+    start_ms: int,
+    rate: float,
+    count: int | None,
+    speed: float,
+    hold_after: int | None = None,
+) -> list[FeedSequence]:
+    """A sequence per venue, of its trades in ``synthetic.generate``'s stream of all ``venues``; ``hold_after``
+    counts each venue's frames."""
+
+    def frames(venue: str) -> Iterator[TimedFrame]:
+        # Each venue's sequence generates the whole stream and keeps its own: a venue whose client is slow or absent
+        # holds back no other venue's, and no buffer grows for it.
+        stream = synthetic.generate(symbols, seed=seed, start_ms=start_ms, rate=rate, count=count, venues=venues)
+        for trade in stream:
+            if trade.venue == venue:
+                yield TimedFrame(trade.time_ms / 1000, trade.stream, trade.frame())
+
+    synthetic.check_venues(venues)
+    feeds = [LAKE_VENUES[venue] for venue in venues]
+    return [FeedSequence(feed, frames(feed.name), speed, route_path(feed, symbols), hold_after) for feed in feeds]
 
 
 def _wire(text: str) -> bytes:
@@ -234,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--symbols", default="BTC-USDT,ETH-USDT", help="synthetic source: canonical symbols")
+    parser.add_argument(
+        "--venues", default=Binance.name, help=f"synthetic source: some of {','.join(synthetic.ACTIVITY)}"
+    )
     parser.add_argument("--rate", type=float, default=200.0, help="synthetic source: trades per second")
     parser.add_argument("--count", type=int, default=None, help="synthetic source: stop after this many trades")
     parser.add_argument("--seed", type=int, default=1)
@@ -242,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="recordings: play them this many times over")
     parser.add_argument("--speed", type=parse_speed, default=1.0, help="N times real time, or max")
     parser.add_argument(
-        "--hold-after", type=int, default=None, help="synthetic source: hold the rest after N trades, until SIGUSR1"
+        "--hold-after",
+        type=int,
+        default=None,
+        help="synthetic source: hold each venue's rest after its first N trades, until SIGUSR1",
     )
     args = parser.parse_args(argv)
     logs.configure("venue")
@@ -251,9 +277,19 @@ def main(argv: list[str] | None = None) -> int:
         sequences = recorded_sequences(loaded, args.speed, args.repeat)
     else:
         start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
-        symbols = args.symbols.split(",")
-        frames = synthetic_frames(symbols, seed=args.seed, start_ms=start_ms, rate=args.rate, count=args.count)
-        sequences = [FeedSequence(Binance, frames, args.speed, route_path(Binance, symbols), args.hold_after)]
+        try:
+            sequences = synthetic_sequences(
+                args.venues.split(","),
+                args.symbols.split(","),
+                seed=args.seed,
+                start_ms=start_ms,
+                rate=args.rate,
+                count=args.count,
+                speed=args.speed,
+                hold_after=args.hold_after,
+            )
+        except ValueError as exc:
+            parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(LocalVenue(sequences), args.host, args.port))
     return 0

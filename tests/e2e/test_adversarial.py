@@ -60,7 +60,7 @@ def _okx_frame(trade: synthetic.Trade) -> str:
 
 
 def _binance(trades: list[synthetic.Trade]) -> list[Record]:
-    return [Record("binance", t.symbol, t.binance_frame(), t.time_ms * 1000 + RECEIVE_US) for t in trades]
+    return [Record("binance", t.symbol, t.frame(), t.time_ms * 1000 + RECEIVE_US) for t in trades]
 
 
 def _stream(start_ms: int) -> list[Record]:

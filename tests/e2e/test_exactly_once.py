@@ -31,6 +31,7 @@ from tests.ingestion.harness import wait_until
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
+VENUES = ("binance",)  # the checks take every trade for Binance's
 TRADES = 4_000
 RATE = 12.0  # trades per second of event time: about five and a half minutes of it
 SPEED = "1"  # in real time, so that trades still flow when the last layer is restarted, however slow its start
@@ -84,7 +85,7 @@ def test_kills_lose_and_duplicate_nothing(make_settings: Callable[[], Settings])
     )
     start_ms = int(time.time() * 1000) - 400_000
     trades = list(generate(SYMBOLS, seed=11, start_ms=start_ms, rate=RATE, count=TRADES))
-    source = Source(kind="synthetic", count=TRADES, rate=RATE, seed=11, start_ms=start_ms, speed=SPEED)
+    source = Source(kind="synthetic", count=TRADES, rate=RATE, seed=11, start_ms=start_ms, speed=SPEED, venues=VENUES)
     rng = random.Random(20261121)
     victims = [*LAYERS, "minio"]
     rng.shuffle(victims)

@@ -1,12 +1,13 @@
 """What a user reads a running pipeline with, on one pipeline: the dashboard in a real browser (headless Chromium,
-driven by Playwright), the layers' Prometheus metrics and the notebook; and what else could reach it: nothing from
-beyond this machine.
+driven by Playwright), the layers' Prometheus metrics, the notebook and the lake's tables; and what else could reach
+it: nothing from beyond this machine.
 
 The page must show candles for every symbol, then a newer candle once gold writes one; the screenshot it leaves is
 the page as a user sees it. The layers' driver must serve its streaming metrics in Prometheus's text format, under
 the names the chart's Grafana dashboard reads. Every process of local mode must listen on loopback only, and none may
 have the S3 secret on its command line, where any user's `ps` reads it. The notebook must run headless to its end,
-its last cell agreeing with gold on a bar it computes from silver's trades.
+its last cell agreeing with gold on a bar it computes from silver's trades. The pipeline runs on `make demo`'s source,
+several synthetic venues: silver and gold must hold each of them for every symbol, their closes apart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from playwright.sync_api import Page, sync_playwright
 from prometheus_client.parser import text_string_to_metric_families
 
 from core import events
+from core.layers import SILVER_TABLE
 from core.settings import Settings
 from cryptolake import lake
 from cryptolake.dashboard import server
@@ -40,6 +43,7 @@ from cryptolake.dashboard.view import LakeView
 from cryptolake.local.browser import install_chromium
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import ONE_JVM, Pipeline, Source
+from cryptolake.venue.synthetic import DEMO_VENUES
 from tests.e2e.helpers import DEADLINE_S, private_stack, wait_for
 from tests.unit.test_notebook import NOTEBOOK
 
@@ -183,6 +187,45 @@ def test_the_notebook_runs_to_its_end_against_the_stack(stack: Stack, monkeypatc
 
     last = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
     assert "trades agree" in last, last
+
+
+def _venues(stack: Stack) -> dict[str, dict[str, set[str]]]:
+    """Per table, the venues each symbol has rows of: silver's trades, gold's 1m bars, and the venues gold's bars
+    across venues name; what cannot be read yet is left out."""
+    settings = stack.pipeline.settings
+    found: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    with contextlib.suppress(*lake.READ_ERRORS):
+        for row in lake.read_table(settings, SILVER_TABLE, columns=["exchange", "symbol"]).to_pylist():
+            found["silver"][row["symbol"]].add(row["exchange"])
+        for row in lake.read_bars(settings).to_pylist():
+            found["gold 1m"][row["symbol"]].add(row["exchange"])
+        for row in lake.read_bars(settings, across_venues=True).to_pylist():
+            found["gold across venues"][row["symbol"]].update(row["exchanges"])
+    return found
+
+
+def _closes_apart(stack: Stack) -> set[str]:
+    """The symbols with a 1m bar time at which the venues' closes differ: a spread, not one price."""
+    closes: dict[tuple[str, Any], set[Any]] = defaultdict(set)
+    with contextlib.suppress(*lake.READ_ERRORS):
+        for bar in lake.read_bars(stack.pipeline.settings).to_pylist():
+            closes[bar["symbol"], bar["bar_start"]].add(bar["close"])
+    return {symbol for (symbol, _), seen in closes.items() if len(seen) > 1}
+
+
+@pytest.mark.timeout(FIRST_CANDLES_S + 300)
+def test_silver_and_gold_hold_every_synthetic_venue_of_every_symbol(stack: Stack) -> None:
+    every = {table: {symbol: set(DEMO_VENUES) for symbol in SYMBOLS} for table in ("silver", "gold 1m")}
+    every["gold across venues"] = every["gold 1m"]
+    last: dict[str, object] = {}
+
+    def all_venues_everywhere() -> bool:
+        last["venues"] = _venues(stack)
+        return last["venues"] == every
+
+    what = "every venue of every symbol in silver and gold"
+    wait_for(stack.pipeline, all_venues_everywhere, what, FIRST_CANDLES_S, state=lambda: last.get("venues"))
+    wait_for(stack.pipeline, lambda: _closes_apart(stack) == set(SYMBOLS), "venues' closes apart for every symbol")
 
 
 @dataclass(frozen=True)

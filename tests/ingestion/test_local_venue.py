@@ -1,4 +1,5 @@
-"""The local venue that replays recordings: routes, Binance's stream filter, pings, shared sequences."""
+"""The local venue that replays recordings or serves synthetic venues: routes, Binance's stream filter, pings, shared
+sequences."""
 
 from __future__ import annotations
 
@@ -13,11 +14,15 @@ from contextlib import contextmanager
 import pytest
 import websocket
 
-from core.venues import Binance, Timing
+from core.settings import Settings
+from core.venues import FEEDS, Binance, FrameKind, Timing
 from cryptolake.local.procs import free_port
 from cryptolake.venue import recordings
-from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences
-from cryptolake.venue.synthetic import generate
+from cryptolake.venue.replay import served_settings
+from cryptolake.venue.server import LocalVenue, VenueThread, recorded_sequences, synthetic_sequences
+from cryptolake.venue.synthetic import DEMO_VENUES, generate
+from ingestion.config import connections
+from tests import reference
 from tests.fixtures import received_frames, recording
 from tests.ingestion.harness import ingesting, wait_until
 
@@ -140,5 +145,33 @@ def test_a_held_synthetic_feed_sends_the_first_frames_then_the_rest_on_sigusr1()
     finally:
         venue.terminate()
         venue.wait(10)
-    expected = [t.binance_frame() for t in generate(["BTC-USDT"], seed=3, start_ms=0, rate=200.0, count=10)]
+    expected = [t.frame() for t in generate(["BTC-USDT"], seed=3, start_ms=0, rate=200.0, count=10)]
     assert first + rest == expected
+
+
+def test_each_synthetic_venue_is_served_in_its_own_protocol() -> None:
+    """Each venue's feed where the ingestor, set up as `cryptolake up` sets it up, connects: its parser reads every
+    frame as a trade of the symbol the venue traded, and the tests' reference reads the venue's trades back."""
+    symbols = ("BTC-USDT", "ETH-USDT")
+    start_ms = 1_723_161_255_342
+    trades = list(generate(symbols, seed=5, start_ms=start_ms, rate=50.0, count=400, venues=DEMO_VENUES))
+    sequences = synthetic_sequences(
+        DEMO_VENUES, symbols, seed=5, start_ms=start_ms, rate=50.0, count=400, speed=float("inf")
+    )
+    venue = VenueThread(LocalVenue(sequences))
+    port = venue.start()
+    try:
+        served = {FEEDS[name]: symbols for name in DEMO_VENUES}
+        wanted = connections(served_settings(Settings(symbols=symbols), served, f"ws://127.0.0.1:{port}"))
+        assert sorted(c.exchange.name for c in wanted) == sorted(DEMO_VENUES)
+        for connection in wanted:
+            name = connection.exchange.name
+            sent = [t for t in trades if t.venue == name]
+            frames = read(connection.url, len(sent))
+            parsed = [connection.exchange.parse(frame) for frame in frames]
+            assert {p.kind for p in parsed} == {FrameKind.TRADE}
+            assert [p.symbol for p in parsed] == [t.symbol for t in sent]
+            read_back = [t for f, p in zip(frames, parsed, strict=True) for t in reference.trades_of(name, f, p.symbol)]
+            assert read_back == [reference.from_synthetic(t, name) for t in sent]
+    finally:
+        venue.stop()

@@ -103,7 +103,7 @@ def test_gold_bars_from_the_cluster_equal_the_reference_and_every_trade_is_kept_
         raise AssertionError(f"{exc}\nlast difference: {last['mismatch']}") from None
     # Gold counts every trade: bronze and silver have them all by now.
     bronze = lake.read_table(settings, BRONZE_TABLE)
-    assert sorted(bronze["value"].to_pylist()) == sorted(t.binance_frame().encode() for t in trades)
+    assert sorted(bronze["value"].to_pylist()) == sorted(t.frame().encode() for t in trades)
     silver = lake.read_table(settings, SILVER_TABLE).to_pylist()
     assert sorted((t["symbol"], int(t["trade_id"])) for t in silver) == sorted((t.symbol, t.trade_id) for t in trades)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from core.settings import Settings
 from cryptolake.local.paths import REPO_ROOT
 from cryptolake.runner import ONE_JVM, Pipeline, Source
+from ingestion.config import connections
 from tests.ingestion.harness import wait_until
 
 # Stands in for the layers' command: says where it runs and whose code it imports, then exits.
@@ -31,3 +32,19 @@ def test_recordings_reach_the_venue_by_absolute_paths() -> None:
     source = Source(kind="replay", recordings=(Path("a.replay.jsonl"),))
     args = source.venue_args(Settings())
     assert args[args.index("--recording") + 1] == str(Path.cwd() / "a.replay.jsonl")
+
+
+def test_the_synthetic_source_sets_the_ingestor_on_every_venue_it_serves(tmp_path: Path) -> None:
+    settings = Settings(local_home=str(tmp_path), symbols=("BTC-USDT", "SOL-USDT"))
+    pipeline = Pipeline(settings, Source(kind="synthetic", venues=("binance", "kraken", "coinbase")))
+    venue = f"ws://127.0.0.1:{pipeline.venue_port}"
+    urls = {c.url for c in connections(pipeline.settings)}
+    assert urls == {
+        f"{venue}/binance/stream?streams=btcusdt@trade/solusdt@trade",
+        f"{venue}/kraken/v2",
+        f"{venue}/coinbase",
+    }
+    assert {c.exchange.symbols for c in connections(pipeline.settings)} == {("BTC-USDT", "SOL-USDT")}
+    args = pipeline._commands["venue"]
+    assert args[args.index("--venues") + 1] == "binance,kraken,coinbase"
+    assert args[args.index("--symbols") + 1] == "BTC-USDT,SOL-USDT"

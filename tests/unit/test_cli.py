@@ -40,6 +40,7 @@ def test_help_shows_no_markup(capsys: pytest.CaptureFixture[str]) -> None:
     [
         (["bars", "BTC-USDT", "--start", "yesterday"], "argument --start: 'yesterday' is not an ISO 8601 time"),
         (["up", "--speed", "fast"], "argument --speed: invalid speed value: 'fast'"),
+        (["up", "--venues", "binance,kraken-v1"], "argument --venues: synthetic venues must be some of binance,"),
         (["bars", "BTC-USDT", "--as-of", "v3"], "argument --as-of: 'v3' is neither a version number nor an ISO 8601"),
         (["history", "gold/bars_2m"], "argument TABLE: invalid choice: 'gold/bars_2m'"),
         (["history", "silver/trades", "--limit", "0"], "argument --limit: '0' is not a positive whole number"),
