@@ -58,13 +58,13 @@ class StorageError(RuntimeError):
     pass
 
 
-def kafka_segment_bytes(settings: Settings) -> int:
-    """Bytes of the topic's log segments in the local broker's data folder (every partition)."""
-    data = LocalPaths.of(settings).data / "kafka"
+def kafka_segment_bytes(stack: Stack, topic: str) -> int:
+    """Bytes of ``topic``'s log segments in the stack's broker's data folder (every partition)."""
+    data = LocalPaths.of(stack.settings).data / "kafka"
     return sum(
         segment.stat().st_size
-        for folder in data.glob(f"{settings.kafka_topic}-*")
-        if folder.name.rpartition("-")[2].isdigit()
+        for folder in data.glob(f"{topic}-*")
+        if (name := folder.name.rpartition("-"))[0] == topic and name[2].isdigit()
         for segment in folder.glob("*.log")
     )
 
@@ -128,7 +128,7 @@ def run(
         objects = prefix_sizes(list_objects(s3_client(settings), settings.lake_bucket), LAYERS_TABLES, ())
         tables = {t: table_figures(settings, t, objects["tables"][t]["log_bytes"]) for t in LAYERS_TABLES}
     on_pipeline(None)
-    return summarize(sent, pacer.stats.records, loaded_s, kafka_segment_bytes(settings), tables) | {
+    return summarize(sent, pacer.stats.records, loaded_s, kafka_segment_bytes(stack, settings.kafka_topic), tables) | {
         "rate_trades_per_s": rate,
         "seconds": round(loaded_s, 1),
         "caught_up": caught_up,
