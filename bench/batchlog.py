@@ -109,6 +109,8 @@ class Tail:
         batches = []
         for log in sorted(self.logs.glob("*.log")):
             offset = self._offsets.get(log, 0)
+            if log.stat().st_size < offset:  # rotated (emptied in place): its lines from the start are new
+                offset = 0
             with log.open("rb") as stream:
                 stream.seek(offset)
                 chunk = stream.read()

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import backfill, floor, live, machine, plot, produce, results, soak
+from bench import backfill, floor, live, machine, plot, produce, results, soak, storage
 from bench.processes import MemorySampler
 from bench.stack import Stack, Tuning, bench_home, layer_pids
 from bench.workload import Fit, Workload
@@ -27,8 +27,9 @@ from core.settings import Settings
 from cryptolake.runner import Pipeline
 
 RESULTS = Path(__file__).with_name("results")
-SCENARIOS = ("backfill", "floor", "live", "soak")
-DEFAULT_SCENARIOS = ("backfill", "floor", "live")  # the soak runs for hours: only when asked for
+SCENARIOS = ("backfill", "floor", "live", "soak", "storage")
+# The soak runs for hours, and storage measures sizes, not speed: only when asked for.
+DEFAULT_SCENARIOS = ("backfill", "floor", "live")
 SELF = "load generator"  # this process: the producer and the floor's workers, not part of the stack
 TUNED = ("trigger_interval", "max_offsets_per_trigger", "shuffle_partitions", "silver_watermark", "gold_watermark")
 
@@ -58,6 +59,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--soak-batches", type=int, default=10_000, help="the soak's batches of its slowest layer")
     parser.add_argument("--soak-minutes", type=float, default=240.0, help="the soak's time limit, if reached first")
+    parser.add_argument("--storage-rate", type=float, default=300.0, help="trades/s of the storage scenario")
+    parser.add_argument("--storage-seconds", type=float, default=600.0, help="seconds of load of the storage scenario")
     parser.add_argument("--set", type=_setting, action="append", default=[], metavar="SETTING=VALUE")
     parser.add_argument("--spark-conf", type=_pair, action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--jvm-per-layer", action="store_true", help="a Spark driver for each layer, not one for all")
@@ -135,7 +138,14 @@ def measure(args: argparse.Namespace, tuning: Tuning, stack: Stack, processes: P
         medians = {q: (c["batches"], c["first_median_s"], c["last_median_s"], c["ratio"])
                    for q, c in soaked["summary"]["queries"].items()}  # fmt: skip
         say(f"soak: {soaked['seconds']:.0f}s; per query (batches, first median s, last median s, ratio): {medians}")
-    return results.Measured(loaded, workload, backfills, floors, report, {}, soaked)
+    stored = None
+    if "storage" in args.scenarios:
+        say(f"storage: {args.storage_rate:g} trades/s for {args.storage_seconds:.0f}s once silver commits")
+        stored = storage.run(
+            stack, tuning, Workload(Fit.load(), seed=args.seed), args.storage_rate, args.storage_seconds, processes.set
+        )
+        say(f"storage: bytes per trade {stored['bytes_per_trade']}, per gold bar {stored['gold_bytes_per_bar']}")
+    return results.Measured(loaded, workload, backfills, floors, report, {}, soaked, stored)
 
 
 def _exit_on_sigterm(signum: int, _frame: FrameType | None) -> None:

@@ -34,6 +34,7 @@ class Measured:
     live: dict[str, Any] | None
     memory: dict[str, Any]
     soak: dict[str, Any] | None = None
+    storage: dict[str, Any] | None = None
 
 
 def _median_or_none(values: list[float | None]) -> float | None:
@@ -90,6 +91,7 @@ def assemble(measured: Measured, header: dict[str, Any]) -> dict[str, Any]:
     out["pipeline_to_floor_ratio"] = round(pipeline / floor_trades, 3) if pipeline and floor_trades else None
     out["live"] = measured.live
     out["soak"] = measured.soak
+    out["storage"] = measured.storage
     out["stack_peak_rss_gib"] = measured.memory["stack_peak_rss_gib"]
     out["memory"] = measured.memory
     return with_targets(out)

@@ -347,6 +347,20 @@ class Settings(BaseSettings):
         _positive_duration,
         local=True,
     )
+    log_max_mib: int = _setting(
+        64,
+        "Size in MiB past which `cryptolake up` rotates a child's log (logs/<name>.log): copied to <name>.log.1, "
+        "older copies shifted to .2 and on, then emptied in place while the child writes on.",
+        _positive,
+        local=True,
+    )
+    log_keep: int = _setting(
+        3,
+        "Rotated copies kept of each child's log; the oldest beyond them is deleted. 0 keeps none: a full log is "
+        "just emptied.",
+        _non_negative,
+        local=True,
+    )
 
     def __init__(self, **values: Any) -> None:
         """Refuse a value a setting cannot take, at once and naming its variable, whether read or built in code."""

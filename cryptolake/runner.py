@@ -189,9 +189,17 @@ class Pipeline:
         restart policy does in Kubernetes; the names started. Without waiting: call it in a loop.
 
         Raises :class:`ServiceError` with the reason on a failure a restart cannot fix, or once a child has used up its
-        restarts within the window.
+        restarts within the window. Then rotates the children's logs (:meth:`rotate_logs`).
         """
-        return self.supervisor.check()
+        started = self.supervisor.check()
+        self.rotate_logs()
+        return started
+
+    def rotate_logs(self) -> None:
+        """Rotate the children's logs past ``log_max_mib``, the lines they hold folded into :attr:`progress` first."""
+        self.poll_progress()
+        for name in self.supervisor.rotate_logs(self.settings.log_max_mib * 2**20, self.settings.log_keep):
+            self._log_offsets[name] = 0
 
     def stop(self) -> None:
         """Stop the feeders first, then let each layer finish its batch before its process group is killed.

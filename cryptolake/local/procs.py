@@ -29,6 +29,40 @@ _handed_out: set[int] = set()
 LOOPBACK = "127.0.0.1"  # where local mode listens: this machine only
 
 
+def rotate_log(path: Path, max_bytes: int, keep: int) -> bool:
+    """Copy-and-truncate ``path`` if it holds more than ``max_bytes``; whether it did.
+
+    Its writer keeps its descriptor (children write with O_APPEND: after the truncation their next write lands at
+    the new end, the start). The copy becomes ``<name>.1`` (older copies shift up, the one past ``keep`` is deleted;
+    ``keep`` 0 keeps none). What the method loses: the bytes written between the last read of the copy and the
+    truncation, a system call later, and a line still being written at that instant (the copy ends at its last
+    whole line). A line written in one write() is never split between two files.
+    """
+    try:
+        if path.stat().st_size <= max_bytes:
+            return False
+    except FileNotFoundError:
+        return False
+    copies = [path.with_name(f"{path.name}.{n}") for n in range(1, keep + 1)]
+    for older, newer in zip(reversed(copies[:-1]), reversed(copies[1:]), strict=True):
+        with contextlib.suppress(FileNotFoundError):
+            older.replace(newer)
+    with path.open("r+b") as live:
+        if not copies:
+            live.truncate(0)
+            return True
+        with copies[0].open("wb") as copy:
+            whole = 0  # bytes of the copy up to its last newline
+            while chunk := live.read(1 << 20):
+                newline = chunk.rfind(b"\n")
+                if newline >= 0:
+                    whole = copy.tell() + newline + 1
+                copy.write(chunk)
+            live.truncate(0)  # at once: what the child writes from the last read on is lost
+            copy.truncate(whole)
+    return True
+
+
 class ServiceError(RuntimeError):
     """A local service cannot be installed, started or stopped; the message's first line says what to do."""
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from core import events, exits
 from core.settings import Settings, duration_seconds, env_name
-from cryptolake.local.procs import ManagedProcess, ServiceError
+from cryptolake.local.procs import ManagedProcess, ServiceError, rotate_log
 
 FIRST_DELAY_SECONDS = 5.0
 MAX_DELAY_SECONDS = 300.0
@@ -125,6 +125,14 @@ class Supervisor:
                 self.restarts[name] += 1
                 started.append(name)
         return started
+
+    def rotate_logs(self, max_bytes: int, keep: int) -> list[str]:
+        """Rotate the log of each child past ``max_bytes`` (:func:`rotate_log`); the names rotated. What follows in
+        a rotated log is this run's."""
+        rotated = [name for name, child in self.children.items() if rotate_log(child.process.log, max_bytes, keep)]
+        for name in rotated:
+            self.children[name].log_offset = 0
+        return rotated
 
     def _failed(self, name: str, child: Child, how: str, reason: _Reason | None, now: float) -> None:
         because = f"{how}: {reason.text}" if reason else how

@@ -60,3 +60,14 @@ def test_a_tail_reads_each_complete_line_once_across_logs(tmp_path: Path) -> Non
     (tmp_path / "gold.log").write_text(line("gold_1m", 0, 5, 100, "2026-11-21T10:00:40.000Z") + "\n")
     assert [(b.query, b.batch) for b in tail.read()] == [("gold_1m", 0), ("silver", 1)]
     assert tail.read() == []
+
+
+def test_a_tail_reads_a_rotated_log_from_its_start(tmp_path: Path) -> None:
+    tail = Tail(tmp_path)
+    log = tmp_path / "layers.log"
+    log.write_text("\n".join(LINES[:4]) + "\n")
+    assert len(tail.read()) == 2
+    with log.open("r+") as stream:  # rotation empties the log in place; the layer writes on from the start
+        stream.truncate(0)
+    log.write_text(LINES[4] + "\n")
+    assert [(b.query, b.batch) for b in tail.read()] == [("silver", 1)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -110,3 +111,89 @@ def test_the_pipelines_ports_are_never_those_the_settings_give_kafka_and_minio(
     monkeypatch.setattr(procs._random, "randrange", lambda low, high: next(draws))
     pipeline = Pipeline(settings)
     assert (pipeline.venue_port, pipeline.settings.ingestor_http_port) == tuple(ours)
+
+
+# A child writing numbered lines of random length to its log, each in one write() on an O_APPEND descriptor as the
+# children of `up` do, until a stop file appears.
+LINE_WRITER = """
+import os, random, sys
+log, stop, name = sys.argv[1:4]
+fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+seq = 0
+while not os.path.exists(stop):
+    os.write(fd, f"{name} {seq} {'x' * random.randrange(10, 600)}\\n".encode())
+    seq += 1
+    if seq % 50 == 0:
+        os.sched_yield()
+"""
+LINE = re.compile(r"(w\d) (\d+) x{10,599}")
+
+
+def rotate_while_writing(tmp_path: Path, writers: int, max_bytes: int, keep: int, rotations: int) -> Path:
+    """Rotate the log of ``writers`` live children ``rotations`` times; the log, once they have all exited."""
+    log, stop = tmp_path / "child.log", tmp_path / "stop"
+    children = [
+        subprocess.Popen([sys.executable, "-c", LINE_WRITER, str(log), str(stop), f"w{i}"]) for i in range(writers)
+    ]
+    try:
+        done = 0
+        deadline = time.monotonic() + 180
+        while done < rotations:
+            assert time.monotonic() < deadline, f"only {done} of {rotations} rotations within 180 s: writers stuck?"
+            assert all(c.poll() is None for c in children), "a writer exited early"
+            done += procs.rotate_log(log, max_bytes, keep)
+            time.sleep(0.005)
+    finally:
+        stop.touch()
+        for child in children:
+            child.wait(60)
+    return log
+
+
+def test_rotation_tears_no_line_and_loses_lines_only_at_a_rotation(tmp_path: Path) -> None:
+    rotations = 25
+    log = rotate_while_writing(tmp_path, writers=3, max_bytes=200_000, keep=rotations, rotations=rotations)
+    files = [log.with_name(f"{log.name}.{n}") for n in range(rotations, 0, -1)] + [log]  # oldest first
+    last: dict[str, int] = {}
+    gaps = 0
+    for path in files:
+        text = path.read_text()
+        assert text.endswith("\n") or not text, f"{path.name} ends in a partial line"
+        first_in_file: dict[str, int] = {}
+        for number, line in enumerate(text.splitlines()):
+            match = LINE.fullmatch(line)
+            assert match, f"{path.name}:{number + 1}: torn line {line[:80]!r}"
+            name, seq = match[1], int(match[2])
+            if name in first_in_file:
+                # Within one file every writer's lines follow on: what the method loses, it loses at a rotation.
+                assert seq == last[name] + 1, f"{path.name}:{number + 1}: {name} jumps {last[name]} -> {seq}"
+            else:
+                first_in_file[name] = seq
+                assert seq > last.get(name, -1), f"{path.name}: {name} repeats or goes back to {seq}"
+                gaps += seq != last.get(name, -1) + 1
+            last[name] = seq
+    assert gaps <= rotations * 3  # at most a gap per writer per rotation
+
+
+def test_rotation_keeps_the_given_number_of_copies_and_bounds_the_log(tmp_path: Path) -> None:
+    rotate_while_writing(tmp_path, writers=2, max_bytes=100_000, keep=2, rotations=12)
+    assert sorted(p.name for p in tmp_path.glob("child.log*")) == ["child.log", "child.log.1", "child.log.2"]
+    # Each copy holds what the log held when it passed the limit: about the limit, far from the 12 rotations' worth.
+    assert all(p.stat().st_size < 600_000 for p in tmp_path.glob("child.log*"))
+
+
+def test_a_log_under_its_limit_is_left_alone(tmp_path: Path) -> None:
+    log = tmp_path / "child.log"
+    log.write_text("a line\n")
+    assert not procs.rotate_log(log, 100, keep=2)
+    assert not procs.rotate_log(tmp_path / "absent.log", 100, keep=2)
+    assert log.read_text() == "a line\n"
+    assert not log.with_name("child.log.1").exists()
+
+
+def test_rotation_without_copies_just_empties_the_log(tmp_path: Path) -> None:
+    log = tmp_path / "child.log"
+    log.write_text("a line\n" * 100)
+    assert procs.rotate_log(log, 100, keep=0)
+    assert log.read_text() == ""
+    assert [p.name for p in tmp_path.iterdir()] == ["child.log"]

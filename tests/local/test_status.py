@@ -87,7 +87,7 @@ def write(path: Path, lines: list[str]) -> None:
 def pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pipeline:
     """A live-source pipeline whose layers and ingestor are stand-ins writing the lines above, then exiting."""
     monkeypatch.setattr(lake, "read_newest_bars", lambda _settings, count: pa.Table.from_pylist(BARS))
-    running = Pipeline(Settings(local_home=str(tmp_path)), Source(kind="live"))
+    running = Pipeline(Settings(local_home=str(tmp_path), log_max_mib=1), Source(kind="live"))
     logs = running.paths.logs
     logs.mkdir(parents=True)
     write(logs / f"{ONE_JVM}.log", EARLIER_RUN)
@@ -123,6 +123,18 @@ def test_a_layer_is_starting_until_its_first_batch() -> None:
 
 def test_gold_counts_bars_written_not_rows_read(pipeline: Pipeline) -> None:
     write(pipeline.process(ONE_JVM).log, [*GOLD_STARTED, *GOLD_BATCHES])
+    pipeline.poll_progress()
+    first, *_ = pipeline.status_line(now=at("12:00:40")).splitlines()
+    assert first.endswith("| gold 4 bars (6/min)")
+
+
+def test_the_status_counts_the_lines_of_a_log_rotated_between_two_polls(pipeline: Pipeline) -> None:
+    log = pipeline.process(ONE_JVM).log
+    write(log, [*GOLD_STARTED, *["filler " * 150] * 1_000])  # past the 1 MiB limit
+    pipeline.rotate_logs()
+    assert log.stat().st_size == 0
+    assert log.with_name(f"{log.name}.1").stat().st_size > 2**20
+    write(log, GOLD_BATCHES)  # after the rotation, from the start of the emptied log
     pipeline.poll_progress()
     first, *_ = pipeline.status_line(now=at("12:00:40")).splitlines()
     assert first.endswith("| gold 4 bars (6/min)")

@@ -201,3 +201,37 @@ def test_up_exits_with_code_1_and_the_reason_once_a_child_has_spent_its_budget(
     out, err = capsys.readouterr()
     assert out.count(f"{ONE_JVM} exited with code 1: ERROR out of memory; restart") == 2
     assert err.startswith(f"error: {ONE_JVM} exited with code 1: ERROR out of memory; it failed 3 times within 1 h")
+
+
+def test_a_child_whose_log_was_rotated_still_gives_the_reason_it_exited(tmp_path: Path) -> None:
+    """Where this run's lines start in the log goes back to 0 once rotation empties it: past the end, the reason of
+    the next exit would be missed."""
+    clock, lines = Clock(), []
+    ran, go = tmp_path / "ran", tmp_path / "go"
+    script = (
+        "import os, sys, time\n"
+        f"if not os.path.exists({str(ran)!r}):\n"
+        f"    open({str(ran)!r}, 'w').close()\n"
+        "    print('filler ' * 20_000, flush=True)\n"
+        "    sys.exit(1)\n"
+        f"while not os.path.exists({str(go)!r}): time.sleep(0.05)\n"
+        f"print({error_line('the Kafka producer failed for good', error='broker gone')!r}, flush=True)\n"
+        "sys.exit(3)\n"
+    )
+    supervisor, process = supervised(tmp_path, [sys.executable, "-c", script], clock, lines)
+    try:
+        exited(process)
+        supervisor.check()
+        clock.now += 5.0
+        assert supervisor.check() == ["child"]  # its second run starts past the first one's 140 kB
+        assert supervisor.rotate_logs(100_000, keep=1) == ["child"]
+        assert supervisor.rotate_logs(100_000, keep=1) == []  # emptied: under the limit now
+        go.touch()
+        exited(process)
+        supervisor.check()
+    finally:
+        process.stop()
+    assert lines[-1] == (
+        "child exited with code 3: the Kafka producer failed for good: broker gone; restart 2 of 3 within 1 h, in 10 s"
+    )
+    assert "filler" in process.log.with_name("child.log.1").read_text()

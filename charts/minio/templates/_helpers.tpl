@@ -114,3 +114,32 @@ Setup component: the Job's name changes with what it sets up, so an upgrade that
 {{- $digest := list .Values.bucket .Values.lakeUser.accessKey (include "minio.lakePolicy" .) .Values.mcImage | toJson | sha256sum | trunc 8 -}}
 {{- printf "%s-setup-%s" (include "minio.fullname" .) $digest | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
+
+{{/*
+Bytes the data volume must hold: a day of the lake, `sizing.tradesPerSecond` x `sizing.bytesPerTrade` x 86,400 plus
+`sizing.bytesPerDay`, for `sizing.lakeDays` plus `sizing.replacedDays` (files a compaction replaced wait that long
+for vacuum), x `sizing.headroom`.
+*/}}
+{{- define "minio.neededBytes" -}}
+{{- $s := .Values.sizing -}}
+{{- $day := addf (mulf $s.tradesPerSecond $s.bytesPerTrade 86400) $s.bytesPerDay -}}
+{{- mulf $day (addf $s.lakeDays $s.replacedDays) $s.headroom | ceil | int64 -}}
+{{- end -}}
+
+{{/*
+Size of the data volume in GiB: `storage.size`, or what the sizing needs rounded up. Fails when a given size cannot
+hold the stated days at the stated rate.
+*/}}
+{{- define "minio.storageGi" -}}
+{{- $neededGi := div (add (include "minio.neededBytes" . | int64) 1073741823) 1073741824 -}}
+{{- if not .Values.storage.size -}}
+{{- $neededGi -}}
+{{- else -}}
+{{- $given := trimSuffix "Gi" .Values.storage.size | int64 -}}
+{{- if lt $given $neededGi -}}
+{{- $s := .Values.sizing -}}
+{{- fail (printf "storage.size %s cannot hold the lake: (%g trades/s x %g B/trade x 86400 s + %.0f B) a day x (%g + %g) days x %g headroom needs %dGi; raise storage.size (or leave it empty to size it), or lower sizing.tradesPerSecond or sizing.lakeDays" .Values.storage.size (float64 $s.tradesPerSecond) (float64 $s.bytesPerTrade) (float64 $s.bytesPerDay) (float64 $s.lakeDays) (float64 $s.replacedDays) (float64 $s.headroom) $neededGi) -}}
+{{- end -}}
+{{- $given -}}
+{{- end -}}
+{{- end -}}
