@@ -216,42 +216,65 @@ def follow(cluster: Cluster, namespace: str, component: str, out: Any = sys.stdo
     the pods running at the start (kubectl's default with a selector), every line of pods that start later (a
     resubmitted driver, new executors), and a stream the API server ends is opened again where it stopped."""
     lock = threading.Lock()
-    following: set[str] = set()
+    stopped = threading.Event()
+    streams: dict[str, tuple[threading.Thread, Any]] = {}  # per pod followed: its thread and its open response
     ended: dict[str, float] = {}
+    refused: set[str] = set()
 
-    def stream(pod: str, container: str, tail: int | None, since: int | None) -> None:
+    def stream(pod: str, response: Any) -> None:
         try:
-            response: Any = cluster.core.read_namespaced_pod_log(
-                pod,
-                namespace,
-                container=container,
-                follow=True,
-                tail_lines=tail,
-                since_seconds=since,
-                _preload_content=False,
-            )
             for raw in response.stream():
                 for line in raw.decode(errors="replace").splitlines():
                     with lock:
+                        if stopped.is_set():
+                            return
                         print(f"[{pod}] {line}", file=out, flush=True)
-        except (ApiException, urllib3.exceptions.HTTPError):
-            pass  # the pod ended, or its log cannot be read yet: the next look at the pods decides
+        except (OSError, urllib3.exceptions.HTTPError):
+            pass  # the pod ended, or the stream was shut: the next look at the pods decides
         with lock:
-            following.discard(pod)
+            streams.pop(pod, None)
             ended[pod] = time.monotonic()
 
     first = True
-    while True:
-        for pod in cluster.pods(namespace, component):
-            name = pod.metadata.name
-            if name in following or pod.status.phase != "Running":
-                continue
-            tail = 10 if first else None
-            since = math.ceil(time.monotonic() - ended[name]) + 1 if name in ended else None
-            following.add(name)
-            threading.Thread(target=stream, args=(name, pod.spec.containers[0].name, tail, since), daemon=True).start()
-        first = False
-        time.sleep(FOLLOW_POLL_SECONDS)
+    try:
+        while True:
+            for pod in cluster.pods(namespace, component):
+                name = pod.metadata.name
+                if name in streams or pod.status.phase != "Running":
+                    continue
+                try:
+                    response: Any = cluster.call(
+                        f"follow pod {name}'s log",
+                        cluster.core.read_namespaced_pod_log,
+                        name,
+                        namespace,
+                        container=pod.spec.containers[0].name,
+                        follow=True,
+                        tail_lines=10 if first else None,
+                        since_seconds=math.ceil(time.monotonic() - ended[name]) + 1 if name in ended else None,
+                        _preload_content=False,
+                    )
+                except ClusterError as exc:
+                    # Running but its log not served yet (its kubelet catching up): said once, tried again next look.
+                    if name not in refused:
+                        refused.add(name)
+                        print(f"error: {exc}; trying again", file=sys.stderr)
+                    continue
+                thread = threading.Thread(target=stream, args=(name, response), daemon=True)
+                with lock:
+                    streams[name] = (thread, response)
+                thread.start()
+            first = False
+            time.sleep(FOLLOW_POLL_SECONDS)
+    finally:
+        # Every stream ends before this returns: a thread still reading a socket or writing to stdout while the
+        # interpreter shuts down can abort it.
+        with lock:
+            stopped.set()
+            open_streams = list(streams.values())
+        for thread, response in open_streams:
+            response.shutdown()
+            thread.join(5)
 
 
 def _in_order(stamp: str) -> str:

@@ -161,4 +161,6 @@ def test_cluster_status_and_logs_tell_what_runs(
         assert first.startswith(f"[{driver}] "), first
     finally:
         follow.send_signal(signal.SIGINT)
-        assert follow.wait(30) == 130  # what the command returns on Ctrl-C
+        code = follow.wait(30)
+        rest = [lines.get() for _ in range(lines.qsize())][-10:]
+        assert code == 130, rest  # what the command returns on Ctrl-C
