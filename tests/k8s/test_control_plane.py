@@ -258,6 +258,15 @@ def test_drivers_service_account_manages_executors_and_nothing_more(
 REROUTED = {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
 
 
+# Kinds whose storage size is fixed once the object exists.
+CLAIMING = {"StatefulSet", "PersistentVolumeClaim"}
+
+
+def _claimed(obj: dict[str, Any]) -> list[str]:
+    claims = obj["spec"].get("volumeClaimTemplates", []) if obj["kind"] == "StatefulSet" else [obj]
+    return [claim["spec"]["resources"]["requests"]["storage"] for claim in claims]
+
+
 def _claims_differ(api: Api, path: str, obj: dict[str, Any]) -> bool:
     try:
         live = api.get(path)
@@ -265,11 +274,7 @@ def _claims_differ(api: Api, path: str, obj: dict[str, Any]) -> bool:
         if exc.status == 404:
             return False
         raise
-    sizes = [
-        [claim["spec"]["resources"]["requests"]["storage"] for claim in o["spec"].get("volumeClaimTemplates", [])]
-        for o in (live, obj)
-    ]
-    return sizes[0] != sizes[1]
+    return _claimed({**live, "kind": obj["kind"]}) != _claimed(obj)
 
 
 @pytest.mark.parametrize("variant", render.VARIANTS)
@@ -286,9 +291,9 @@ def test_server_side_apply_of_every_rendered_object(cluster: Cluster, renderer: 
                 version = cluster.api.get(path)["metadata"]["resourceVersion"]
                 replacement = {**obj, "metadata": {**obj["metadata"], "resourceVersion": version}}
                 cluster.api.request("PUT", f"{path}?dryRun=All", replacement)
-            elif obj["kind"] == "StatefulSet" and _claims_differ(cluster.api, path, obj):
-                # A StatefulSet's volume claims cannot change once it exists (the variant installed sized them for
-                # kind): the rendered one is checked as a new StatefulSet of another name instead.
+            elif obj["kind"] in CLAIMING and _claims_differ(cluster.api, path, obj):
+                # A StatefulSet's volume claims, and an unbound claim's size, cannot change once they exist (the
+                # variant installed sized them for kind): the rendered one is checked as a new object of another name.
                 renamed = {**obj, "metadata": {**obj["metadata"], "name": f"{obj['metadata']['name']}-{variant}"}}
                 cluster.api.request("POST", f"{path.rsplit('/', 1)[0]}?dryRun=All", renamed)
             else:
