@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from bench.commits import TIME, CommitWatcher, Watch, visible_after, within
 from bench.produce import SENT_BIN_US, Pacer
-from bench.stack import Stack, Tuning, pipeline
+from bench.stack import Stack, Tuning, pipeline, wait_on
 from bench.stats import percentile, summary
 from bench.workload import Workload
 from core.layers import SILVER_TABLE, gold_table
@@ -128,16 +128,6 @@ def _keep_running(running: Pipeline, pacer: Pacer, watcher: CommitWatcher, secon
         time.sleep(min(POLL_S, max(0.0, until - time.time())))
 
 
-def _wait_for(running: Pipeline, done: Callable[[], bool], limit_s: float) -> bool:
-    until = time.time() + limit_s
-    while time.time() < until:
-        time.sleep(POLL_S)  # first: a layer checked in its first instants can pass for dead
-        running.restart_failed()
-        if done():
-            return True
-    return False
-
-
 def run(
     stack: Stack,
     tuning: Tuning,
@@ -156,7 +146,7 @@ def run(
         pacer.start()
         watcher.start()
         try:
-            if not _wait_for(running, lambda: bool(watcher.commits[SILVER_TABLE]), WARM_UP_LIMIT_S):
+            if not wait_on(running, lambda: bool(watcher.commits[SILVER_TABLE]), WARM_UP_LIMIT_S, POLL_S):
                 raise LiveError(f"silver committed nothing within {WARM_UP_LIMIT_S:.0f}s of the start")
             for rate in rates:
                 pacer.set_rate(rate)
@@ -166,7 +156,7 @@ def run(
             _keep_running(running, pacer, watcher, TAIL_S)
         finally:
             pacer.stop()
-        caught_up = _wait_for(running, lambda: _caught_up(watcher, windows[-1]), CATCH_UP_S)
+        caught_up = wait_on(running, lambda: _caught_up(watcher, windows[-1]), CATCH_UP_S, POLL_S)
         restarts = sum(running.restarts.values())
     on_pipeline(None)
     watcher.stop()

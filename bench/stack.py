@@ -12,7 +12,7 @@ import os
 import shlex
 import shutil
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,3 +119,15 @@ def _submit_args(conf: Mapping[str, str]) -> Iterator[None]:
             del os.environ["PYSPARK_SUBMIT_ARGS"]
         else:
             os.environ["PYSPARK_SUBMIT_ARGS"] = saved
+
+
+def wait_on(running: Pipeline, done: Callable[[], bool], limit_s: float, poll_s: float) -> bool:
+    """Poll ``done`` every ``poll_s`` for up to ``limit_s``, restarting the layers that fail meanwhile; whether it
+    held."""
+    until = time.time() + limit_s
+    while time.time() < until:
+        time.sleep(poll_s)  # first: a layer checked in its first instants can pass for dead
+        running.restart_failed()
+        if done():
+            return True
+    return False

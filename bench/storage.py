@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.produce import Pacer
 from bench.soak import list_objects, prefix_sizes
-from bench.stack import Stack, Tuning, pipeline
+from bench.stack import Stack, Tuning, pipeline, wait_on
 from bench.workload import Workload
 from core.layers import (
     ALL_VENUES,
@@ -88,16 +88,6 @@ def _silver_rows(settings: Settings) -> int:
     return lake.count_rows(settings, SILVER_TABLE) or 0
 
 
-def _wait_for(running: Pipeline, done: Callable[[], bool], limit_s: float) -> bool:
-    until = time.time() + limit_s
-    while time.time() < until:
-        time.sleep(POLL_S)  # first: a layer checked in its first instants can pass for dead
-        running.restart_failed()
-        if done():
-            return True
-    return False
-
-
 def run(
     stack: Stack,
     tuning: Tuning,
@@ -113,16 +103,16 @@ def run(
         started = time.time()  # trades, bars and commits are counted from here: the warm-up's too
         pacer.start()
         try:
-            if not _wait_for(running, lambda: _silver_rows(settings) > 0, WARM_UP_LIMIT_S):
+            if not wait_on(running, lambda: _silver_rows(settings) > 0, WARM_UP_LIMIT_S, POLL_S):
                 raise StorageError(f"silver committed nothing within {WARM_UP_LIMIT_S:.0f}s of the start")
-            _wait_for(running, lambda: pacer.error is not None, seconds)
+            wait_on(running, lambda: pacer.error is not None, seconds, POLL_S)
             if pacer.error is not None:
                 raise StorageError(f"the producer failed: {pacer.error!r}") from pacer.error
         finally:
             pacer.stop()
         loaded_s = time.time() - started
         sent = pacer.stats.trades
-        caught_up = _wait_for(running, lambda: _silver_rows(settings) >= sent, CATCH_UP_S)
+        caught_up = wait_on(running, lambda: _silver_rows(settings) >= sent, CATCH_UP_S, POLL_S)
         restarts = sum(running.restarts.values())
         # The lake's figures while the layers still run: gold's open bars are in the table as they are at any time.
         objects = prefix_sizes(list_objects(s3_client(settings), settings.lake_bucket), LAYERS_TABLES, ())
