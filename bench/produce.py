@@ -13,6 +13,7 @@ from confluent_kafka import Producer
 from bench.frames import Record, records
 from bench.workload import Workload, take
 from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER
+from core.kafka import librdkafka_config
 from core.settings import Settings
 from ingestion.producer import Headers, producer_config
 
@@ -23,7 +24,7 @@ POLL_EVERY = 1_000
 
 def _producer(settings: Settings) -> Producer:
     # The ingestor's own configuration (idempotent, acks=all, lz4, 20 ms linger), with room for a bulk load.
-    return Producer(producer_config(settings.kafka_bootstrap, queue_frames=500_000, queue_mib=256))
+    return Producer(producer_config(librdkafka_config(settings), queue_frames=500_000, queue_mib=256))
 
 
 def _send(producer: Producer, topic: str, record: Record, received_at_us: int) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, ValidationError
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -151,7 +151,11 @@ def _known_venue(value: str) -> str | None:
 
 
 def _any_path(_value: str) -> str | None:
-    # A folder: whether it exists depends on the machine that reads the setting, so it is checked where it is used.
+    # Whether a path exists depends on the machine that reads the setting, so it is checked where it is used.
+    return None
+
+
+def _any_text(_value: str) -> str | None:
     return None
 
 
@@ -202,6 +206,23 @@ class Settings(BaseSettings):
         "127.0.0.1:9092", "Kafka bootstrap servers (Redpanda's in the cluster).", _host_ports
     )
     kafka_topic: str = _setting("crypto.trades", "Topic the ingestor writes raw frames to and bronze reads.", _topic)
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT",
+        "How the Kafka clients talk to the brokers: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL (a broker of your own).",
+        _matching(r"PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
+    )
+    kafka_sasl_mechanism: str = _setting(
+        "SCRAM-SHA-512",
+        "SASL mechanism of the Kafka user, when the protocol is SASL_*: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN.",
+        _matching(r"SCRAM-SHA-512|SCRAM-SHA-256|PLAIN", "SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN"),
+    )
+    kafka_sasl_username: str = _setting("", "Kafka user name, when the protocol is SASL_*.", _any_text)
+    kafka_sasl_password: str = _setting(
+        "", "Kafka user's password, when the protocol is SASL_*.", _any_text, secret=True
+    )
+    kafka_ca_file: str = _setting(
+        "", "PEM file of the CAs the Kafka clients trust over TLS; empty: the system's.", _any_path
+    )
     s3_endpoint: str = _setting(
         "http://127.0.0.1:9000", "S3 API endpoint of the object store (MinIO).", _url("http", "https")
     )
@@ -361,6 +382,18 @@ class Settings(BaseSettings):
         _non_negative,
         local=True,
     )
+
+    @field_validator("kafka_sasl_password")
+    @classmethod
+    def _sasl_user_complete(cls, password: str, info: ValidationInfo) -> str:
+        # Declared after the protocol and the user name, so both are checked and in info.data by now.
+        protocol = info.data.get("kafka_security_protocol", "")
+        if protocol.startswith("SASL_") and not (password and info.data.get("kafka_sasl_username")):
+            raise ValueError(
+                f"must be set, and {env_name('kafka_sasl_username')} too, "
+                f"with {env_name('kafka_security_protocol')}={protocol}"
+            )
+        return password
 
     def __init__(self, **values: Any) -> None:
         """Refuse a value a setting cannot take, at once and naming its variable, whether read or built in code."""

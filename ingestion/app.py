@@ -6,6 +6,7 @@ import logging
 import sys
 
 from core import exits, logs
+from core.kafka import librdkafka_config
 from core.settings import Settings, SettingsError
 from ingestion.config import connections
 from ingestion.ingestor import Ingestor
@@ -31,7 +32,7 @@ def main() -> int:
         return exits.MISCONFIGURED
     metrics = Metrics()
     producer = FrameProducer(
-        settings.kafka_bootstrap,
+        librdkafka_config(settings),
         settings.kafka_topic,
         metrics,
         queue_frames=settings.ingestor_queue_frames,

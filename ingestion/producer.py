@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
 
 from confluent_kafka import KafkaError, Message, Producer
 
@@ -22,9 +23,10 @@ BLOCKED_LOG_SECONDS = 30.0
 Headers = list[tuple[str, str | bytes | None]]
 
 
-def producer_config(bootstrap: str, queue_frames: int, queue_mib: int) -> dict[str, object]:
+def producer_config(connection: Mapping[str, str], queue_frames: int, queue_mib: int) -> dict[str, object]:
+    """A producer's settings: ``connection`` (core.kafka.librdkafka_config) and how it delivers."""
     return {
-        "bootstrap.servers": bootstrap,
+        **connection,
         # Exactly one copy of each frame per partition, in order, across retries.
         "enable.idempotence": True,
         "acks": "all",
@@ -46,9 +48,16 @@ class FrameProducer:
     reading its venues rather than drop a frame it has received, and says so in its log and metrics."""
 
     def __init__(
-        self, bootstrap: str, topic: str, metrics: Metrics, *, queue_frames: int, queue_mib: int, replay: bool = False
+        self,
+        connection: Mapping[str, str],
+        topic: str,
+        metrics: Metrics,
+        *,
+        queue_frames: int,
+        queue_mib: int,
+        replay: bool = False,
     ) -> None:
-        config = producer_config(bootstrap, queue_frames, queue_mib)
+        config = producer_config(connection, queue_frames, queue_mib)
         self._marks: Headers = [(REPLAY_HEADER, b"1")] if replay else []
         self._producer = Producer({**config, "error_cb": self._client_error})
         self._topic = topic

@@ -8,6 +8,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from core.kafka import java_config
 from core.layers import BRONZE_TABLE
 from core.settings import Settings
 from jobs.runtime import Stage, run_layer, write_table
@@ -30,7 +31,7 @@ def bronze_records(kafka: DataFrame) -> DataFrame:
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     kafka = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap)
+        .options(**{f"kafka.{key}": value for key, value in java_config(settings).items()})
         .option("subscribe", settings.kafka_topic)
         # A new checkpoint starts from the beginning of the topic; an existing one from where it stopped.
         .option("startingOffsets", "earliest")

@@ -30,6 +30,8 @@ def settings_text() -> str:
             # A secret's code default is a local-mode convenience; in the charts it always comes from a Secret.
             "default": None if item["secret"] else item["default"],
             "secret": item["secret"],
+            # A secret the code lets be empty (a Kafka password, for a broker that asks for none) may be absent.
+            "optional": item["secret"] and item["default"] == "",
             "help": item["help"],
         }
         for item in describe()

@@ -16,6 +16,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where mypy sees it: confluent_kafka.admin does not export it
 
 from core.jars import fetch, read_pins
+from core.kafka import java_config, java_quoted, librdkafka_config
 from core.settings import Settings, env_name
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import (
@@ -31,6 +32,7 @@ KAFKA_VERSION = "4.1.2"
 PINS = Path(__file__).with_name("kafka-jars.txt")
 SERVER_TEMPLATE = Path(__file__).with_name("kafka-server.properties")
 LOG4J_CONFIG = Path(__file__).with_name("kafka-log4j2.properties")
+LOCAL_PROTOCOLS = ("PLAINTEXT", "SASL_PLAINTEXT")  # TLS needs certificates local mode does not make
 # Small heap: the same machine runs the Spark driver and executors. G1 with short pauses as in kafka-server-start.sh.
 JVM_OPTS = ("-Xms128m", "-Xmx512m", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
 
@@ -96,7 +98,14 @@ class Kafka:
         return self.process.running_pid()
 
     def check_can_start(self) -> None:
-        """Raise unless nothing of this broker runs yet and both its ports are free."""
+        """Raise unless nothing of this broker runs yet, both its ports are free and it can speak the protocol."""
+        protocol, mechanism = self.settings.kafka_security_protocol, self.settings.kafka_sasl_mechanism
+        if protocol not in LOCAL_PROTOCOLS or (protocol == "SASL_PLAINTEXT" and not mechanism.startswith("SCRAM-")):
+            raise ServiceError(
+                f"{env_name('kafka_security_protocol')}={protocol}, {env_name('kafka_sasl_mechanism')}={mechanism}: "
+                "the local broker speaks PLAINTEXT, or SASL_PLAINTEXT with a SCRAM user; point "
+                f"{env_name('kafka_bootstrap')} at a broker of your own for the others"
+            )
         self.process.check_not_running(self.paths.state)
         check_port_free(self.host, self.port, "Kafka broker", env_name("kafka_bootstrap"))
         check_port_free(self.host, self.controller_port, "Kafka controller", env_name("kafka_controller_port"))
@@ -110,10 +119,18 @@ class Kafka:
         jvm = [java(), *JVM_OPTS, f"-Dlog4j2.configurationFile={LOG4J_CONFIG}", "-cp", f"{dest}/*"]
         self._write_config()
         if not (self.data / "meta.properties").exists():
-            fresh = ["--config", str(self.config), "--cluster-id", cluster_id()]
-            format_cmd = ["kafka.tools.StorageTool", "format", *fresh]
+            fresh = ["--config", str(self.config), "--cluster-id", cluster_id(), *self._scram_user()]
             # --standalone: this node alone is the controller quorum, written into the metadata log once.
-            self.process.run_once([*jvm, *format_cmd, "--standalone"], os.environ, 120, "Kafka storage format")
+            format_cmd = ["kafka.tools.StorageTool", "format", *fresh, "--standalone"]
+            # In a file java reads its arguments from (the launcher's @file), not on a command line: the Kafka user's
+            # password is among them.
+            arguments = self.paths.run / "kafka-format.args"
+            arguments.touch(mode=0o600)
+            arguments.write_text("\n".join(java_quoted(argument) for argument in format_cmd))
+            try:
+                self.process.run_once([*jvm, f"@{arguments}"], os.environ, 120, "Kafka storage format")
+            finally:
+                arguments.unlink()
         log.info("starting Kafka %s on %s:%d", KAFKA_VERSION, self.host, self.port)
         return self.process.spawn([*jvm, "kafka.Kafka", str(self.config)], os.environ, self.paths.state)
 
@@ -131,14 +148,38 @@ class Kafka:
     def stop(self, timeout: float = 30.0) -> None:
         self.process.stop(timeout)
 
+    @property
+    def _sasl(self) -> bool:
+        return self.settings.kafka_security_protocol == "SASL_PLAINTEXT"
+
+    def _scram_user(self) -> list[str]:
+        """The storage tool's arguments that create the settings' Kafka user; it takes them only at the first format."""
+        if not self._sasl:
+            return []
+        user = f"name={self.settings.kafka_sasl_username},password={self.settings.kafka_sasl_password}"
+        return ["--add-scram", f"{self.settings.kafka_sasl_mechanism}=[{user}]"]
+
     def _write_config(self) -> None:
         self.data.mkdir(parents=True, exist_ok=True)
         self.config.parent.mkdir(parents=True, exist_ok=True)
+        sasl = ""
+        if self._sasl:
+            mechanism = self.settings.kafka_sasl_mechanism
+            listener = f"listener.name.sasl_plaintext.{mechanism.lower()}.sasl.jaas.config"
+            sasl = (
+                f"sasl.enabled.mechanisms={mechanism}\n"
+                f"sasl.mechanism.inter.broker.protocol={mechanism}\n"
+                f"{listener}={java_config(self.settings)['sasl.jaas.config']}"
+            )
         text = Template(SERVER_TEMPLATE.read_text()).substitute(
             broker=join_host_port(self.host, self.port),
             controller=join_host_port(self.host, self.controller_port),
+            protocol=self.settings.kafka_security_protocol,
+            sasl=sasl,
             log_dirs=self.data,
         )
+        # The broker's login is the Kafka user's password: readable by this user alone.
+        self.config.touch(mode=0o600)
         self.config.write_text(text)
 
     def _ready(self) -> bool:
@@ -154,7 +195,7 @@ class Kafka:
 
 def _admin(settings: Settings) -> AdminClient:
     # log_level 4: warnings and errors only; librdkafka logs routine info (queue purges) to stderr otherwise.
-    return AdminClient({"bootstrap.servers": settings.kafka_bootstrap, "log_level": 4})
+    return AdminClient({**librdkafka_config(settings), "log_level": 4})
 
 
 def ensure_topic(settings: Settings, partitions: int = 4, timeout: float = 30.0) -> None:

@@ -67,7 +67,9 @@ def test_a_main_loop_that_stops_coming_round_is_reported_once_past_its_bound() -
 
 
 def test_a_fatal_producer_error_is_kept_and_a_passing_one_is_not() -> None:
-    producer = FrameProducer(f"127.0.0.1:{free_port()}", "t", Metrics(), queue_frames=10, queue_mib=1)
+    producer = FrameProducer(
+        {"bootstrap.servers": f"127.0.0.1:{free_port()}"}, "t", Metrics(), queue_frames=10, queue_mib=1
+    )
     producer._client_error(KafkaError(KafkaError._TRANSPORT, "broker down"))
     assert producer.fatal_error is None
     fenced = KafkaError(KafkaError._FENCED, "producer fenced", fatal=True)

@@ -14,8 +14,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+import psutil
 import pytest
+from confluent_kafka import Consumer, KafkaException
 
+from core.kafka import librdkafka_config
 from core.settings import Settings
 from core.venues import Binance
 from cryptolake.local.kafka import ensure_topic
@@ -62,7 +65,9 @@ def test_kafka_down_for_a_while_blocks_the_ingestor_which_then_delivers_every_fr
     metrics = Metrics()
     try:
         ensure_topic(settings, partitions=2)
-        producer = FrameProducer(settings.kafka_bootstrap, settings.kafka_topic, metrics, queue_frames=200, queue_mib=1)
+        producer = FrameProducer(
+            librdkafka_config(settings), settings.kafka_topic, metrics, queue_frames=200, queue_mib=1
+        )
         with caplog.at_level(logging.WARNING), binance_venue(frames, rate=200) as (url, sequence):
             binance = Binance(["BTC-USDT"])
             ingestor = Ingestor([Connection(binance, binance.url(url))], producer, metrics)
@@ -90,7 +95,7 @@ def test_kafka_down_for_a_while_blocks_the_ingestor_which_then_delivers_every_fr
         assert metrics.value("producer_blocked_seconds_total") > 1
         assert metrics.value("reconnects_total", exchange="binance") == 0
         assert metrics.value("gaps_total", exchange="binance", symbol="BTC-USDT") == 0
-        records = read_topic(settings.kafka_bootstrap, settings.kafka_topic, len(frames))
+        records = read_topic(settings, len(frames))
         assert Counter(r.value for r in records) == Counter(f.encode() for f in frames), "each frame exactly once"
         events = [r.getMessage() for r in caplog.records]
         assert any(e.startswith("Kafka is not taking frames") for e in events)
@@ -128,3 +133,46 @@ def test_sigterm_with_kafka_unreachable_exits_within_the_flush_bound_and_says_wh
     assert ingestor.returncode == 1
     assert took < 2 + 8, f"took {took:.1f} s"  # the flush bound plus closing the connection, generously
     assert b'"event": "frames left undelivered at exit", "undelivered": 500' in output
+
+
+@pytest.mark.services
+def test_a_broker_asking_for_a_sasl_user_takes_the_settings_one_and_refuses_others(
+    installed: None, make_settings: Callable[[], Settings]
+) -> None:
+    settings = make_settings().with_(
+        kafka_topic="sasl",
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="lake",
+        kafka_sasl_password="lake-secret-7",
+    )
+    kafka = LocalServices(settings).kafka
+    kafka.start(120)
+    try:
+        # No process shows the password on its command line; the file the storage tool read it from is gone.
+        shown = [
+            p.info["cmdline"] for p in psutil.process_iter(["cmdline"]) if "lake-secret-7" in str(p.info["cmdline"])
+        ]
+        assert not shown
+        assert not list(kafka.paths.run.glob("*.args"))
+        ensure_topic(settings, partitions=1)  # the admin client logs in as the settings' user
+        metrics = Metrics()
+        producer = FrameProducer(
+            librdkafka_config(settings), settings.kafka_topic, metrics, queue_frames=10, queue_mib=1
+        )
+        frames = [binance_trade(i).encode() for i in range(1, 6)]
+        for frame in frames:
+            producer.send(b"binance", b"binance:BTC-USDT", frame, 0)
+        assert producer.flush(60) == 0
+        assert metrics.value("delivered_total") == len(frames)
+        for refused in (
+            settings.with_(kafka_sasl_password="guess"),
+            settings.with_(kafka_security_protocol="PLAINTEXT"),
+        ):
+            consumer = Consumer({**librdkafka_config(refused), "group.id": "refused", "log_level": 0})
+            try:
+                with pytest.raises(KafkaException):
+                    consumer.list_topics(settings.kafka_topic, timeout=10)
+            finally:
+                consumer.close()
+    finally:
+        kafka.stop()

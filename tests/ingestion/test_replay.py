@@ -90,7 +90,7 @@ def test_every_capture_replays_into_kafka_byte_for_byte(
     ended_us = time.time_ns() // 1000
     assert f"replayed {sum(expected.values()):,} trade frames" in capsys.readouterr().out
 
-    records = read_topic(settings.kafka_bootstrap, settings.kafka_topic, sum(expected.values()))
+    records = read_topic(settings, sum(expected.values()))
     got = Counter((r.header("exchange").decode(), r.key, r.value) for r in records)
     assert got == expected
     assert all([name for name, _ in r.headers] == ["exchange", "received_at_us", "replay"] for r in records)

@@ -154,6 +154,9 @@ env of every container that runs cryptolake code: one entry per setting, secrets
     secretKeyRef:
       name: {{ include "cryptolake.credentialsSecretName" $ }}
       key: {{ .name }}
+      {{- if .optional }}
+      optional: true
+      {{- end }}
 {{- else }}
   value: {{ include "cryptolake.setting" (list $ .name) | quote }}
 {{- end }}
