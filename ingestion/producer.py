@@ -9,7 +9,7 @@ import time
 from confluent_kafka import KafkaError, Message, Producer
 
 from core import logs
-from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
+from core.headers import BACKFILL_HEADER, EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
 from core.throttle import Throttle
 from ingestion.metrics import Metrics
 
@@ -46,10 +46,19 @@ class FrameProducer:
     reading its venues rather than drop a frame it has received, and says so in its log and metrics."""
 
     def __init__(
-        self, bootstrap: str, topic: str, metrics: Metrics, *, queue_frames: int, queue_mib: int, replay: bool = False
+        self,
+        bootstrap: str,
+        topic: str,
+        metrics: Metrics,
+        *,
+        queue_frames: int,
+        queue_mib: int,
+        replay: bool = False,
+        backfill: bool = False,
     ) -> None:
         config = producer_config(bootstrap, queue_frames, queue_mib)
-        self._marks: Headers = [(REPLAY_HEADER, b"1")] if replay else []
+        marks = ((REPLAY_HEADER, replay), (BACKFILL_HEADER, backfill))
+        self._marks: Headers = [(name, b"1") for name, on in marks if on]
         self._producer = Producer({**config, "error_cb": self._client_error})
         self._topic = topic
         self._queue = metrics.gauge("producer_queue")
@@ -138,6 +147,13 @@ class FrameProducer:
         """Serve delivery reports; also updates the queue gauge."""
         self._producer.poll(timeout)
         self._queue.set(len(self._producer))
+
+    def settle(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for every queued frame's delivery report, and go on sending after; returns how
+        many frames are still queued."""
+        remaining = self._producer.flush(timeout)
+        self._queue.set(remaining)
+        return remaining
 
     def flush(self, timeout: float) -> int:
         """Stop waiting for room, wait up to ``timeout`` s for queued frames; returns how many were not delivered."""
