@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -40,6 +40,7 @@ from confluent_kafka.cimpl import NewTopic  # where mypy sees it: confluent_kafk
 
 from core import exits, logs
 from core.settings import Settings, SettingsError
+from core.throttle import Throttle
 from core.venues.base import TradeText
 from core.venues.binance import Binance
 from ingestion.metrics import Metrics
@@ -50,10 +51,13 @@ MICROSECONDS_FROM = date(2025, 1, 1)  # the archive's first day stamped in micro
 CHUNK_TRADES = 10_000  # trades between two progress records: what a crash may send twice
 PROGRESS_EVERY_S = 5.0
 KAFKA_TIMEOUT_S = 120.0  # how long a chunk may wait for Kafka's acknowledgement before the run gives up
+KAFKA_ANSWER_S = 30.0  # how long Kafka may take to answer at the start
 DOWNLOAD_TIMEOUT_S = 60.0
 MALFORMED_SHOWN = 10  # malformed rows named one by one; the rest are counted
 US_PER_DAY = 86_400_000_000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+KAFKA_LOG_EVERY_S = 30.0
+KAFKA_LOG = logging.getLogger("librdkafka")
 
 Say = Callable[[str], None]
 
@@ -188,25 +192,27 @@ class ProgressTopic:
         self.topic = f"{settings.kafka_topic}.backfill"
         self.prefix = f"{venue}:{symbol}:"
         self._bootstrap = settings.kafka_bootstrap
-        self._producer = Producer({"bootstrap.servers": self._bootstrap, "enable.idempotence": True, "acks": "all"})
+        self._client: dict[str, Any] = {"bootstrap.servers": self._bootstrap, "logger": KAFKA_LOG}
+        self._producer = Producer({**self._client, "enable.idempotence": True, "acks": "all"})
 
     def _ensure_topic(self) -> None:
-        admin = AdminClient({"bootstrap.servers": self._bootstrap})
-        created = admin.create_topics(
-            [NewTopic(self.topic, 1, -1, config={"cleanup.policy": "compact"})], request_timeout=KAFKA_TIMEOUT_S
-        )
+        admin = AdminClient(self._client)
         try:
+            admin.list_topics(timeout=KAFKA_ANSWER_S)
+            created = admin.create_topics(
+                [NewTopic(self.topic, 1, -1, config={"cleanup.policy": "compact"})], request_timeout=KAFKA_TIMEOUT_S
+            )
             created[self.topic].result(KAFKA_TIMEOUT_S)
+        except TimeoutError:
+            raise BackfillError(f"Kafka at {self._bootstrap} did not answer within {KAFKA_TIMEOUT_S:.0f} s") from None
         except KafkaException as exc:
             error = exc.args[0]
             if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                raise BackfillError(f"creating the progress topic {self.topic} failed: {error}") from None
+                raise BackfillError(f"Kafka at {self._bootstrap}: {getattr(error, 'str', lambda: error)()}") from None
 
     def read(self) -> dict[date, DayProgress]:
         self._ensure_topic()
-        consumer = Consumer(
-            {"bootstrap.servers": self._bootstrap, "group.id": "cryptolake-backfill", "enable.auto.commit": False}
-        )
+        consumer = Consumer({**self._client, "group.id": "cryptolake-backfill", "enable.auto.commit": False})
         found: dict[date, DayProgress] = {}
         try:
             _, end = consumer.get_watermark_offsets(TopicPartition(self.topic, 0), timeout=KAFKA_TIMEOUT_S)
@@ -234,6 +240,19 @@ class ProgressTopic:
         self._producer.produce(self.topic, json.dumps(asdict(progress)).encode(), key)
         if self._producer.flush(KAFKA_TIMEOUT_S):
             raise BackfillError(f"Kafka did not take the progress record of {day} within {KAFKA_TIMEOUT_S:.0f} s")
+
+
+class OncePerKind(logging.Filter):
+    """While Kafka is down, librdkafka says so every few milliseconds: one line of each kind every
+    KAFKA_LOG_EVERY_S lets it through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._throttle = Throttle(KAFKA_LOG_EVERY_S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = " ".join(record.getMessage().split()[:2])  # e.g. "FAIL [rdkafka#producer-1]"
+        return self._throttle.allow(kind) is not None
 
 
 class Pace:
@@ -391,11 +410,11 @@ def _day(text: str) -> date:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("venue", help=f"the venue whose archive to read: {', '.join(ARCHIVE_VENUES)}")
     parser.add_argument("symbol", help="canonical symbol, e.g. BTC-USDT")
-    parser.add_argument("--from", dest="first", type=_day, required=True, help="first day, YYYY-MM-DD (UTC)")
-    parser.add_argument("--to", dest="last", type=_day, required=True, help="last day, YYYY-MM-DD (UTC), included")
+    for flag, dest, what in (("--from", "first", "first day"), ("--to", "last", "last day, included")):
+        parser.add_argument(flag, dest=dest, type=_day, required=True, metavar="DATE", help=f"{what}, YYYY-MM-DD (UTC)")
 
 
-def backfill(settings: Settings, args: argparse.Namespace, stop: threading.Event, say: Say) -> int:
+def run(settings: Settings, args: argparse.Namespace, stop: threading.Event, say: Say) -> int:
     """Run the backfill ``args`` ask for; what it does and why it stops go to ``say``; returns the exit code."""
     if args.venue not in ARCHIVE_VENUES:
         say(f"backfill reads {', '.join(ARCHIVE_VENUES)} only for now, not {args.venue!r}")
@@ -408,6 +427,7 @@ def backfill(settings: Settings, args: argparse.Namespace, stop: threading.Event
     except SettingsError:
         say(f"{args.symbol!r} is no canonical symbol such as BTC-USDT")
         return exits.MISCONFIGURED
+    KAFKA_LOG.addFilter(OncePerKind())
     producer = FrameProducer(
         settings.kafka_bootstrap,
         settings.kafka_topic,
@@ -448,21 +468,23 @@ def backfill(settings: Settings, args: argparse.Namespace, stop: threading.Event
     return exits.OK
 
 
-def _stderr(line: str) -> None:
+def to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     logs.configure("backfill")
-    parser = argparse.ArgumentParser(prog="python -m ingestion.backfill", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ingestion.backfill", description="A venue's archived trades into Kafka, marked backfill."
+    )
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        _stderr(f"bad settings: {exc}")
+        to_stderr(f"bad settings: {exc}")
         return exits.MISCONFIGURED
-    return backfill(settings, args, logs.stop_on_signals(logging.getLogger("backfill")), _stderr)
+    return run(settings, args, logs.stop_on_signals(logging.getLogger("backfill")), to_stderr)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ sends nothing."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 from collections.abc import Iterator
 from datetime import date
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core import exits
 from core.settings import Settings
+from ingestion import backfill
 from ingestion.backfill import (
     CHUNK_TRADES,
     Archive,
@@ -22,6 +25,7 @@ from ingestion.backfill import (
     ProgressTopic,
     Sink,
     Summary,
+    add_arguments,
     parse_row,
 )
 from ingestion.metrics import Metrics
@@ -138,6 +142,21 @@ def test_malformed_rows_and_missing_days_are_counted_and_named(
     assert any("line 2 skipped, malformed: 'not a price' is no number" in line for line in said)
     assert any("2025-01-01 is not in the archive" in line for line in said)
     assert US_DAY not in progress.days  # a later run looks for it again
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["kraken", "BTC-USD", "--from", "2024-08-08", "--to", "2024-08-08"], "backfill reads binance only"),
+        (["binance", "BTC-USDT", "--from", "2024-08-09", "--to", "2024-08-08"], "--from 2024-08-09 is after --to"),
+        (["binance", "btcusdt", "--from", "2024-08-08", "--to", "2024-08-08"], "'btcusdt' is no canonical symbol"),
+    ],
+)
+def test_a_request_it_cannot_serve_is_refused_before_anything_is_sent(argv: list[str], said: str) -> None:
+    parser, lines = argparse.ArgumentParser(), []
+    add_arguments(parser)
+    assert backfill.run(Settings(), parser.parse_args(argv), threading.Event(), lines.append) == exits.MISCONFIGURED
+    assert len(lines) == 1 and lines[0].startswith(said)
 
 
 class StopAfter:
