@@ -376,10 +376,11 @@ class Backfill:
         self, day: date, zipped: IO[bytes], before: DayProgress, summary: Summary, reporter: Reporter, pace: Pace
     ) -> None:
         key, exchange = f"{self.venue}:{self.symbol}".encode(), self.venue.encode()
-        last, sent, in_chunk = before.last_trade_id, before.trades, 0
+        resume_after = before.last_trade_id
+        last, sent, in_chunk = resume_after, before.trades, 0
         for row, fraction in self._rows(day, zipped, summary):
-            if last is not None and row.trade_id <= last:
-                continue  # Kafka took it in an earlier run
+            if resume_after is not None and row.trade_id <= resume_after:
+                continue  # Kafka took it in an earlier run (the archive lists a day's trades by id)
             self.sink.send(exchange, key, frame(self.symbol, row), time.time_ns() // 1_000)
             last, sent, in_chunk = row.trade_id, sent + 1, in_chunk + 1
             summary.trades += 1

@@ -144,6 +144,16 @@ def test_malformed_rows_and_missing_days_are_counted_and_named(
     assert US_DAY not in progress.days  # a later run looks for it again
 
 
+def test_rows_out_of_id_order_are_all_sent(archive: LoopbackArchive, trades: list[reference.Trade]) -> None:
+    # Only a resumed day skips ids: those up to the last one an earlier run recorded.
+    shuffled = [trades[2], trades[0], trades[1]]
+    archive.write_day(MS_DAY, [f"{t.trade_id},{t.price},{t.size},1,{t.time_us // 1000},True,True\n" for t in shuffled])
+    sink = ListSink()
+    with archive.serving() as url:
+        run(url, sink, MemoryProgress(), MS_DAY, MS_DAY)
+    assert [t.trade_id for t in sent_trades([f for *_, f in sink.sent])] == [t.trade_id for t in shuffled]
+
+
 @pytest.mark.parametrize(
     ("argv", "said"),
     [
