@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Protocol
@@ -276,7 +276,7 @@ class Summary:
     done: int = 0  # days this run finished
     trades: int = 0  # sent by this run
     malformed: int = 0
-    missing: list[date] | None = None  # days the archive does not have (yet)
+    missing: list[date] = field(default_factory=list)  # days the archive does not have (yet)
 
 
 class Reporter:
@@ -309,6 +309,26 @@ class Sink(Protocol):
     def settle(self, timeout: float) -> int: ...
 
 
+class KafkaSink:
+    """The ingestor's producer, its frames marked backfill. Its ``settle`` counts the frames Kafka refused (e.g. one
+    too large) with those it has not acknowledged: progress is recorded only when both are none."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._metrics = Metrics()
+        self.producer = FrameProducer(
+            settings.kafka_bootstrap,
+            settings.kafka_topic,
+            self._metrics,
+            queue_frames=settings.ingestor_queue_frames,
+            queue_mib=settings.ingestor_queue_mib,
+            backfill=True,
+        )
+        self.send = self.producer.send
+
+    def settle(self, timeout: float) -> int:
+        return self.producer.settle(timeout) + int(self._metrics.total("delivery_errors_total"))
+
+
 @dataclass
 class Backfill:
     """One venue and symbol's days from ``first`` to ``last``, into ``sink``."""
@@ -328,7 +348,7 @@ class Backfill:
     def run(self) -> Summary:
         days = [self.first + timedelta(days=n) for n in range((self.last - self.first).days + 1)]
         known = self.progress.read()
-        summary = Summary(len(days), done_before=sum(known[d].done for d in days if d in known), missing=[])
+        summary = Summary(len(days), done_before=sum(known[d].done for d in days if d in known))
         reporter = Reporter(summary, self.label, self.say)
         pace = Pace(self.trades_per_second, self.stop)
         for day in days:
@@ -339,7 +359,6 @@ class Backfill:
                 continue
             with tempfile.TemporaryFile() as zipped:
                 if not self.archive.download(self.symbol, day, zipped):
-                    assert summary.missing is not None
                     summary.missing.append(day)
                     self.say(f"{self.label}: {day} is not in the archive (not published yet?): skipped")
                     continue
@@ -397,7 +416,10 @@ class Backfill:
     def _commit(self, day: date, progress: DayProgress) -> None:
         """Record ``progress`` once Kafka has acknowledged every frame sent before it."""
         if self.sink.settle(KAFKA_TIMEOUT_S):
-            raise BackfillError(f"Kafka did not acknowledge the frames of {day} within {KAFKA_TIMEOUT_S:.0f} s")
+            raise BackfillError(
+                f"Kafka refused frames of {day} or did not acknowledge them within {KAFKA_TIMEOUT_S:.0f} s; their "
+                "progress is not recorded, so a run after the fault sends them again"
+            )
         self.progress.record(day, progress)
 
 
@@ -429,17 +451,10 @@ def run(settings: Settings, args: argparse.Namespace, stop: threading.Event, say
         say(f"{args.symbol!r} is no canonical symbol such as BTC-USDT")
         return exits.MISCONFIGURED
     KAFKA_LOG.addFilter(OncePerKind())
-    producer = FrameProducer(
-        settings.kafka_bootstrap,
-        settings.kafka_topic,
-        Metrics(),
-        queue_frames=settings.ingestor_queue_frames,
-        queue_mib=settings.ingestor_queue_mib,
-        backfill=True,
-    )
+    sink = KafkaSink(settings)
     run = Backfill(
         Archive(settings.backfill_url),
-        producer,
+        sink,
         ProgressTopic(settings, args.venue, args.symbol),
         args.symbol,
         args.first,
@@ -459,8 +474,8 @@ def run(settings: Settings, args: argparse.Namespace, stop: threading.Event, say
         say(f"backfill stopped: {exc}")
         return exc.code
     finally:
-        producer.flush(KAFKA_TIMEOUT_S)
-    missing = summary.missing or []
+        sink.producer.flush(KAFKA_TIMEOUT_S)
+    missing = summary.missing
     say(
         f"backfill {args.venue} {args.symbol} finished: {summary.done} days sent now, {summary.done_before} sent "
         f"before, {summary.trades:,} trades, {summary.malformed} malformed rows skipped, {len(missing)} days not in "

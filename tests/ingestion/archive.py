@@ -21,6 +21,7 @@ from tests.fixtures import received_frames
 RECORDING = "binance/spot_btcusdt_trade_combined_20240808.replay.jsonl"
 SYMBOL = "BTC-USDT"
 US_PER_DAY = 86_400_000_000
+IDS_PER_DAY = 10_000_000
 MICROSECONDS_FROM = date(2025, 1, 1)  # the archive's files give times in us from this day on, in ms before
 
 
@@ -35,7 +36,14 @@ def recorded_trades(count: int) -> list[reference.Trade]:
 
 
 def shifted(trades: list[reference.Trade], days: int) -> list[reference.Trade]:
-    return [dataclasses.replace(t, time_us=t.time_us + days * US_PER_DAY) for t in trades]
+    """``trades`` ``days`` later, their ids ``days`` * IDS_PER_DAY on: ids count up across days, and the same id on
+    two days would be one trade twice."""
+    out = []
+    for t in trades:
+        number = int(t.trade_id) + days * IDS_PER_DAY
+        time_us = t.time_us + days * US_PER_DAY
+        out.append(dataclasses.replace(t, trade_id=str(number), time_us=time_us, order=(t.exchange, number)))
+    return out
 
 
 def day_of(trade: reference.Trade) -> date:

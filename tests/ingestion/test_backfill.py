@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import argparse
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 
 from core import exits
 from core.settings import Settings
@@ -21,6 +24,7 @@ from ingestion.backfill import (
     Backfill,
     BackfillError,
     DayProgress,
+    KafkaSink,
     Progress,
     ProgressTopic,
     Sink,
@@ -214,3 +218,19 @@ def test_an_interrupted_backfill_resumes_and_a_second_run_sends_nothing(
     assert {(r.key, r.header("exchange"), r.header("backfill")) for r in records} == {
         (b"binance:BTC-USDT", b"binance", b"1")
     }
+
+
+@pytest.mark.services
+def test_frames_kafka_refuses_stop_the_run_before_their_progress_is_recorded(
+    services: Settings, archive: LoopbackArchive, trades: list[reference.Trade]
+) -> None:
+    settings = services.with_(kafka_topic=f"refusing-{uuid.uuid4().hex[:8]}")
+    # A topic whose record batches may not exceed 100 bytes: every frame is refused (message too large).
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})  # held: a collected client cancels
+    created = admin.create_topics([NewTopic(settings.kafka_topic, 1, 1, config={"max.message.bytes": "100"})])
+    created[settings.kafka_topic].result(30)
+    archive.write(trades)
+    sink = KafkaSink(settings)
+    with archive.serving() as url, pytest.raises(BackfillError, match="Kafka refused frames of 2024-12-31"):
+        run(url, sink, ProgressTopic(settings, "binance", SYMBOL), MS_DAY, US_DAY, chunk_trades=100)
+    assert ProgressTopic(settings, "binance", SYMBOL).read() == {}
