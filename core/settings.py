@@ -284,6 +284,17 @@ class Settings(BaseSettings):
         "On SIGTERM, how long the ingestor waits for Kafka to take queued frames (below the pod's grace period).",
         _positive,
     )
+    backfill_url: str = _setting(
+        "https://data.binance.vision",
+        "Base URL of Binance's public trade archive, which `cryptolake backfill` reads its daily files from.",
+        _url("http", "https"),
+    )
+    backfill_trades_per_second: int = _setting(
+        1_000,
+        "Most trades a second `cryptolake backfill` sends to Kafka: under a third of what the layers drain on two "
+        "cores, so the live stream keeps its freshness while a backfill runs.",
+        _positive,
+    )
     venue_url: str = _setting(
         "",
         "Base URL of a local venue serving every feed under /<venue> (cryptolake replay); empty: the real venues.",

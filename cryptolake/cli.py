@@ -35,6 +35,7 @@ from cryptolake.runner import Pipeline, Source, down, up_lock
 from cryptolake.venue import synthetic
 from cryptolake.venue.cli import add_commands as add_ingestion_commands
 from cryptolake.venue.server import parse_speed
+from ingestion import backfill
 
 STATUS_SECONDS = 5.0
 DASHBOARD_PORT = 8050
@@ -311,6 +312,11 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    stop = logs.stop_on_signals(logging.getLogger("cryptolake.backfill"))
+    return backfill.run(settings, args, stop, backfill.to_stderr)
+
+
 def cmd_settings(_settings: Settings, _args: argparse.Namespace) -> int:
     for entry in describe():
         print(f"{entry['env']}={entry['default']}\n    {entry['help']}")
@@ -377,6 +383,13 @@ def parser() -> argparse.ArgumentParser:
     reset = commands.add_parser("reset", help="delete a layer's tables and checkpoints, to rebuild it")
     reset.add_argument("layer", choices=tuple(LAYERS))
     reset.set_defaults(func=cmd_reset)
+    backfill_command = commands.add_parser(
+        "backfill",
+        help="send a venue's archived trades of past days through Kafka to the layers (Binance's daily files)",
+        description="Progress goes to stderr; run it again after an interruption to resume, twice to add nothing.",
+    )
+    backfill.add_arguments(backfill_command)
+    backfill_command.set_defaults(func=cmd_backfill)
     commands.add_parser("settings", help="list every setting's env var, default and meaning").set_defaults(
         func=cmd_settings
     )

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from confluent_kafka import KafkaError, Message, Producer
 
 from core import logs
-from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
+from core.headers import BACKFILL_HEADER, EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
 from core.throttle import Throttle
 from ingestion.metrics import Metrics
 
@@ -56,9 +56,11 @@ class FrameProducer:
         queue_frames: int,
         queue_mib: int,
         replay: bool = False,
+        backfill: bool = False,
     ) -> None:
         config = producer_config(connection, queue_frames, queue_mib)
-        self._marks: Headers = [(REPLAY_HEADER, b"1")] if replay else []
+        marks = ((REPLAY_HEADER, replay), (BACKFILL_HEADER, backfill))
+        self._marks: Headers = [(name, b"1") for name, on in marks if on]
         self._producer = Producer({**config, "error_cb": self._client_error})
         self._topic = topic
         self._queue = metrics.gauge("producer_queue")
@@ -147,6 +149,13 @@ class FrameProducer:
         """Serve delivery reports; also updates the queue gauge."""
         self._producer.poll(timeout)
         self._queue.set(len(self._producer))
+
+    def settle(self, timeout: float) -> int:
+        """Wait up to ``timeout`` s for every queued frame's delivery report, and go on sending after; returns how
+        many frames are still queued."""
+        remaining = self._producer.flush(timeout)
+        self._queue.set(remaining)
+        return remaining
 
     def flush(self, timeout: float) -> int:
         """Stop waiting for room, wait up to ``timeout`` s for queued frames; returns how many were not delivered."""

@@ -10,7 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DecimalType
 
-from core.headers import EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
+from core.headers import BACKFILL_HEADER, EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
 from core.layers import BRONZE_TABLE, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings, duration_seconds
 from core.venues import LAKE_VENUES
@@ -77,9 +77,10 @@ def _checked(trade: Column, frame_index: Column, bounds: Bounds) -> Column:
     quote_amount = price * size
     price_number, size_number = trade["price"].try_cast("double"), trade["size"].try_cast("double")
     ahead_us = F.unix_micros(event_time) - F.unix_micros(ingest_time)
-    # Recorded trades happened long before they are replayed: their age is no clock error.
+    # Recorded trades happened long before they are replayed, archived ones before they are backfilled: their age is
+    # no clock error.
     too_old = (
-        (~F.col("replayed") & (-ahead_us > bounds.max_age_hours * 3_600_000_000))
+        (~F.col("from_the_past") & (-ahead_us > bounds.max_age_hours * 3_600_000_000))
         if bounds.max_age_hours
         else F.lit(False)
     )
@@ -167,7 +168,7 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
     """
     return (
         bronze
-        # Step 1: venue, symbol, receive time and replay mark from the ingestor's key and headers.
+        # Step 1: venue, symbol, receive time and replay or backfill mark from the ingestor's key and headers.
         .select(
             "value",
             "topic",
@@ -177,7 +178,9 @@ def parse_trades(bronze: DataFrame, bounds: Bounds | None = None) -> DataFrame:
             _header(EXCHANGE_HEADER).alias("exchange"),
             F.try_element_at(F.split(F.col("key").cast("string"), ":", 2), F.lit(2)).alias("key_symbol"),
             F.timestamp_micros(_header(RECEIVED_HEADER).try_cast("long")).alias("ingest_time"),
-            F.coalesce(_header(REPLAY_HEADER) == "1", F.lit(False)).alias("replayed"),
+            F.coalesce((_header(REPLAY_HEADER) == "1") | (_header(BACKFILL_HEADER) == "1"), F.lit(False)).alias(
+                "from_the_past"
+            ),
         )
         # Step 2: parse each frame once, with its venue's parser.
         .transform(venues.with_trades, "exchange", "value")

@@ -22,12 +22,15 @@ def bronze_row(
     received_us: int | None = RECEIVED_US,
     kafka_us: int | None = None,
     replay: bool = False,
+    backfill: bool = False,
 ) -> tuple[Any, ...]:
     headers = [] if received_us is None else [("received_at_us", str(received_us).encode())]
     if exchange is not None:
         headers.insert(0, ("exchange", exchange.encode()))
     if replay:
         headers.append(("replay", b"1"))
+    if backfill:
+        headers.append(("backfill", b"1"))
     kafka_us = kafka_us or received_us or RECEIVED_US
     kafka_time = datetime.fromtimestamp(kafka_us / 1e6, UTC).replace(tzinfo=None)
     return (key.encode(), frame.encode(), "crypto.trades", 0, offset, kafka_time, headers, date(2024, 8, 8))

@@ -4,6 +4,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
@@ -105,15 +106,18 @@ def test_the_bounds_are_settings(spark: SparkSession) -> None:
     assert parse_trades(bronze(spark, [late]), unbounded).first().reject_reason is None
 
 
-def test_replayed_recordings_are_exempt_from_the_age_bound_only(spark: SparkSession) -> None:
+@pytest.mark.parametrize("mark", ["replay", "backfill"])
+def test_replayed_and_backfilled_trades_are_exempt_from_the_age_bound_only(spark: SparkSession, mark: str) -> None:
     day_us = 86_400 * 1_000_000
     rows = [
-        bronze_row(_recorded(1)[0], 1, received_us=RECEIVED_US + 800 * day_us, replay=True),
-        bronze_row(_recorded(1)[0], 2, received_us=RECEIVED_US - day_us, replay=True),
+        bronze_row(_recorded(1)[0], 1, received_us=RECEIVED_US + 800 * day_us, **{mark: True}),
+        bronze_row(_recorded(1)[0], 2, received_us=RECEIVED_US - day_us, **{mark: True}),
+        bronze_row(_recorded(1)[0], 3, received_us=RECEIVED_US + 800 * day_us),
     ]
     assert [r.reject_reason for r in parse_trades(bronze(spark, rows)).orderBy("offset").collect()] == [
         None,
         "event time more than 10 s after ingest time",
+        "event time more than 24 h before ingest time",
     ]
 
 

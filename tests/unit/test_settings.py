@@ -106,6 +106,8 @@ def test_duration_seconds_refuses_what_spark_refuses(text: str) -> None:
         ("CRYPTOLAKE_BINANCE_URL", "https://stream.binance.com", "must be a URL starting with ws:// or wss://"),
         ("CRYPTOLAKE_BINANCE_URL", "ws://host:notaport", "must be a URL"),
         ("CRYPTOLAKE_VENUE_URL", "127.0.0.1:7", "must be empty or a URL starting with ws://"),
+        ("CRYPTOLAKE_BACKFILL_URL", "data.binance.vision", "must be a URL starting with http:// or https://"),
+        ("CRYPTOLAKE_BACKFILL_TRADES_PER_SECOND", "0", "must be a positive whole number"),
         ("CRYPTOLAKE_VENUES", "binance,binanse", "unknown venue 'binanse'; known: binance, kraken"),
         ("CRYPTOLAKE_SYMBOLS", "btcusdt", "must be symbols in capitals such as BTC-USDT"),
         ("CRYPTOLAKE_OKX_SYMBOLS", " , ", "must list at least one item"),
