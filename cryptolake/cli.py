@@ -343,7 +343,10 @@ def _confirmed(question: str) -> bool:
     if not sys.stdin.isatty():
         print("no terminal to confirm on: pass --yes to go ahead", file=sys.stderr)
         return False
-    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # Ctrl-D: no answer is no
+        return False
 
 
 def cmd_settings(_settings: Settings, _args: argparse.Namespace) -> int:
