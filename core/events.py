@@ -13,6 +13,7 @@ WAITING_FOR_UPSTREAM: Final = "waiting for the upstream table"
 QUERY_FAILED: Final = "query failed"
 STATE_MISMATCH: Final = "checkpoint and tables disagree"  # the layer refuses to start (exit code 2)
 SPARK_UI: Final = "spark ui"
+RESUMED: Final = "resuming past a gap"  # bronze starts a new checkpoint where `cryptolake resume` said, gaps named
 MAINTENANCE: Final = "table maintained"  # a round of a table's lifecycle: rows expired, files vacuumed
 MAINTENANCE_FAILED: Final = "table maintenance failed"
 

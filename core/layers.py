@@ -9,6 +9,9 @@ SILVER_TABLE = "silver/trades"
 QUARANTINE_TABLE = "silver/quarantine"
 BAR_INTERVALS = {"1m": "1 minute", "5m": "5 minutes", "1h": "1 hour"}
 ALL_VENUES = "all_venues"
+# A file in a query's checkpoint folder that a checkpoint without batches starts from (`cryptolake resume`): kept in
+# the checkpoint so that it goes wherever the checkpoint goes, and is gone with it.
+RESUME_FILE = "resume.json"
 
 
 def gold_table(interval: str, across_venues: bool = False) -> str:

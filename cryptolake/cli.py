@@ -22,7 +22,7 @@ import pyarrow as pa
 from core import exits, logs
 from core.layers import ALL_VENUES, BAR_INTERVALS, LAYERS
 from core.settings import Settings, SettingsError, describe
-from cryptolake import lake
+from cryptolake import lake, resume
 from cryptolake.cluster import add_commands as add_cluster_commands
 from cryptolake.dashboard import bars as dashboard_bars
 from cryptolake.dashboard import server as dashboard_server
@@ -295,11 +295,17 @@ def cmd_chart(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _running(settings: Settings, layer: str) -> bool:
+    """Whether ``layer`` runs, said on stderr: its tables and checkpoints must not change under it."""
+    pid = Pipeline(settings).layer_pid(layer)
+    if pid is not None:
+        print(f"error: {layer} is running (pid {pid}); stop it first", file=sys.stderr)
+    return pid is not None
+
+
 def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
     layer = LAYERS[args.layer]
-    pid = Pipeline(settings).layer_pid(layer.name)
-    if pid is not None:
-        print(f"error: {layer.name} is running (pid {pid}); stop it first", file=sys.stderr)
+    if _running(settings, layer.name):
         return 1
     for prefix in lake.reset(settings, layer):
         print(f"deleted {prefix}")
@@ -315,6 +321,38 @@ def cmd_reset(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     stop = logs.stop_on_signals(logging.getLogger("cryptolake.backfill"))
     return backfill.run(settings, args, stop, backfill.to_stderr)
+
+
+def cmd_resume(settings: Settings, args: argparse.Namespace) -> int:
+    if _running(settings, "bronze"):
+        return 1
+    starts = resume.plan(
+        settings.kafka_topic, lake.highest_offsets(settings, settings.kafka_topic), resume.watermarks(settings)
+    )
+    for start in starts:
+        print(start.describe())
+    point = resume.resume_point(starts, datetime.now(UTC))
+    lost = f"{point['lost']} offsets Kafka no longer holds are lost" if point["lost"] else "nothing is lost"
+    print(f"bronze would go on from {json.dumps(point['starting_offsets'])}: {lost}; every table stays as it is")
+    if not args.yes and not _confirmed("resume bronze from these offsets?"):
+        print("nothing changed")
+        return 1
+    aside = lake.restart_checkpoint(settings, "bronze", point, datetime.now(UTC))
+    if aside is not None:
+        print(f"bronze's checkpoint moved to {aside}")
+    print("bronze starts from these offsets at its next start; silver and gold go on as they are")
+    return 0
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes to ``question``; no without a terminal to ask on (--yes says it there)."""
+    if not sys.stdin.isatty():
+        print("no terminal to confirm on: pass --yes to go ahead", file=sys.stderr)
+        return False
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+    except EOFError:  # Ctrl-D: no answer is no
+        return False
 
 
 def cmd_settings(_settings: Settings, _args: argparse.Namespace) -> int:
@@ -390,6 +428,13 @@ def parser() -> argparse.ArgumentParser:
     )
     backfill.add_arguments(backfill_command)
     backfill_command.set_defaults(func=cmd_backfill)
+    resume_command = commands.add_parser(
+        "resume",
+        help="after a data loss, have bronze go on from Kafka's earliest offsets past those it holds, tables kept",
+    )
+    resume_command.add_argument("layer", choices=("bronze",), help="the layer that reads Kafka")
+    resume_command.add_argument("--yes", action="store_true", help="go ahead without asking, once the gap is named")
+    resume_command.set_defaults(func=cmd_resume)
     commands.add_parser("settings", help="list every setting's env var, default and meaning").set_defaults(
         func=cmd_settings
     )
@@ -399,7 +444,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 # Commands that read or write the lake in MinIO.
-LAKE_COMMANDS = ("bars", "history", "chart", "reset", "dashboard")
+LAKE_COMMANDS = ("bars", "history", "chart", "reset", "resume", "dashboard")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ that never committed: only the log says which files make a version, so every rea
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import re
 from collections.abc import Iterator, Sequence
@@ -21,7 +22,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError, TableNotFoundError
 from pyarrow import fs
 
-from core.layers import BAR_INTERVALS, Layer, gold_table
+from core.layers import BAR_INTERVALS, BRONZE_TABLE, RESUME_FILE, Layer, gold_table
 from core.settings import Settings, duration_seconds
 
 # A version number, or a moment: the newest version committed at or before it.
@@ -274,3 +275,39 @@ def reset(settings: Settings, layer: Layer, s3: fs.FileSystem | None = None) -> 
         if s3.get_file_info(path).type != fs.FileType.NotFound:
             s3.delete_dir(path)  # the prefix itself too: delete_dir_contents leaves a marker object behind
     return [f"s3://{settings.lake_bucket}/{prefix}" for prefix in prefixes]
+
+
+def highest_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """Per partition of the Kafka ``topic``, the highest offset bronze holds; a partition it holds nothing of is
+    absent. Two columns read a batch at a time: bronze holds every record ingested and not yet expired."""
+    delta = open_table(settings, BRONZE_TABLE)
+    if delta is None:
+        return {}
+    highest: dict[int, int] = {}
+    with _store_errors():
+        dataset = delta.to_pyarrow_dataset(filesystem=_data_files(settings, BRONZE_TABLE))
+        for batch in dataset.to_batches(columns=["partition", "offset"], filter=ds.field("topic") == topic):
+            maxima = pa.Table.from_batches([batch]).group_by("partition").aggregate([("offset", "max")])
+            for row in maxima.to_pylist():
+                highest[row["partition"]] = max(row["offset_max"], highest.get(row["partition"], -1))
+    return highest
+
+
+def restart_checkpoint(
+    settings: Settings, query: str, resume: dict[str, Any], now: datetime, s3: fs.FileSystem | None = None
+) -> str | None:
+    """Move ``query``'s checkpoint aside, kept whole under ``<query>.set-aside-<now>``, and leave in its place one that
+    holds only ``resume`` (as its ``RESUME_FILE``: where the query starts), with ``set_aside`` added: where the old one
+    went, None if there was none, which is returned too. S3 has no rename: the old one's objects are copied, then
+    deleted."""
+    s3 = s3 or filesystem(settings)
+    checkpoint = f"{settings.lake_bucket}/{settings.checkpoint_key(query)}"
+    aside = None
+    if s3.get_file_info(checkpoint).type != fs.FileType.NotFound:
+        aside = f"s3://{checkpoint}.set-aside-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}"
+        fs.copy_files(checkpoint, aside.removeprefix("s3://"), source_filesystem=s3, destination_filesystem=s3)
+        s3.delete_dir(checkpoint)
+    s3.create_dir(checkpoint)  # a local folder must be there to write in (S3 needs none)
+    with s3.open_output_stream(f"{checkpoint}/{RESUME_FILE}") as out:
+        out.write(json.dumps({**resume, "set_aside": aside}).encode())
+    return aside

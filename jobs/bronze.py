@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 
+from core import events, logs
 from core.kafka import java_config
-from core.layers import BRONZE_TABLE
+from core.layers import BRONZE_TABLE, RESUME_FILE
 from core.settings import Settings
-from jobs.runtime import Stage, run_layer, write_table
+from jobs.runtime import Stage, has_batches, read_text, run_layer, write_table
+
+log = logging.getLogger("jobs")
 
 
 def bronze_records(kafka: DataFrame) -> DataFrame:
@@ -28,13 +33,25 @@ def bronze_records(kafka: DataFrame) -> DataFrame:
     )
 
 
+def starting_offsets(spark: SparkSession, settings: Settings) -> str:
+    """Where a checkpoint without batches starts reading Kafka: where `cryptolake resume` said, past the records the
+    table holds, with the gaps it found logged again here; else the beginning of the topic. A checkpoint with batches
+    goes on from where it stopped, whatever this says."""
+    checkpoint = settings.checkpoint_uri("bronze")
+    text = None if has_batches(spark, checkpoint) else read_text(spark, f"{checkpoint}/{RESUME_FILE}")
+    if text is None:
+        return "earliest"
+    resume = json.loads(text)
+    log.warning(events.RESUMED, extra=logs.fields(**resume))
+    return json.dumps(resume["starting_offsets"])
+
+
 def start(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     kafka = (
         spark.readStream.format("kafka")
         .options(**{f"kafka.{key}": value for key, value in java_config(settings).items()})
         .option("subscribe", settings.kafka_topic)
-        # A new checkpoint starts from the beginning of the topic; an existing one from where it stopped.
-        .option("startingOffsets", "earliest")
+        .option("startingOffsets", starting_offsets(spark, settings))
         .option("includeHeaders", "true")
         .option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
         .load()

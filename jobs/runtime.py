@@ -18,6 +18,7 @@ from pyspark.sql.streaming.listener import StreamingQueryListener
 from pyspark.sql.streaming.query import StreamingQuery
 
 from core import events, exits, logs
+from core.layers import RESUME_FILE
 from core.settings import Settings, SettingsError, duration_seconds
 from core.throttle import Throttle
 from jobs.lifecycle import Maintenance
@@ -157,11 +158,14 @@ def what_to_do(error: str) -> str | None:
     if "KAFKA_DATA_LOSS" in error or "Some data may have been lost" in error:
         return (
             "Kafka no longer holds offsets bronze has not read yet: the topic was recreated, or retention deleted "
-            "records before bronze read them. Nothing was skipped: bronze stopped before the gap. To go on from what "
-            "Kafka holds now, reset bronze, then silver and gold (`cryptolake reset bronze`, then `silver` and `gold`: "
-            "each deletes a layer's tables and checkpoint together), which rebuilds the lake from Kafka's earliest "
-            "offsets; copy the bucket's tables first to keep what only they hold. Deleting a checkpoint alone does "
-            "not help: a layer refuses to start on tables its checkpoint does not know."
+            "records before bronze read them. Nothing was skipped: bronze stopped before the gap. Two ways on: "
+            "(1) `cryptolake resume bronze` keeps every table and has bronze go on from the earliest offsets Kafka "
+            "still holds, past those it holds already; it names the gap per partition before it changes anything, "
+            "moves bronze's checkpoint aside, and loses only the records in the gap, which Kafka no longer has; "
+            "silver and gold go on. (2) `cryptolake reset bronze`, then `silver` and `gold` (each deletes a layer's "
+            "tables and checkpoint together) rebuilds the lake from Kafka's earliest offsets, and so loses the lake's "
+            "history older than what Kafka holds; copy the bucket's tables first to keep it. Deleting a checkpoint "
+            "alone does not help: a layer refuses to start on tables its checkpoint does not know."
         )
     return None
 
@@ -213,6 +217,19 @@ def _any_file(spark: SparkSession, pattern: str) -> bool:
     return bool(path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).globStatus(path))
 
 
+def read_text(spark: SparkSession, uri: str) -> str | None:
+    """The text of the file at ``uri`` (an S3A URI), None if there is none."""
+    if not _any_file(spark, uri):
+        return None
+    row = spark.read.text(uri, wholetext=True).first()
+    return "" if row is None else str(row[0])
+
+
+def has_batches(spark: SparkSession, checkpoint: str) -> bool:
+    """Whether the query of ``checkpoint`` has planned a batch: from then on it goes on from its own offsets."""
+    return _any_file(spark, f"{checkpoint}/offsets/[0-9]*")
+
+
 def has_commit(spark: SparkSession, uri: str) -> bool:
     """Whether the Delta table at ``uri`` has a commit: a commit file, not the ``_delta_log`` folder, which the writer
     creates before its first commit (a source started in between fails: "Table schema is not set")."""
@@ -238,12 +255,15 @@ def check_state(spark: SparkSession, query: str, checkpoint: str, tables: Mappin
     not survive whole: a table with commits and a checkpoint without a batch would read the input again from the
     start and write it twice (a checkpoint deleted alone); a checkpoint with finished batches and none of its tables
     would go on from where it stood and never write what came before (tables deleted alone). A kill between a batch's
-    writes and its checkpoint commit leaves neither: a batch's offsets are in the checkpoint before it writes."""
-    planned = _any_file(spark, f"{checkpoint}/offsets/[0-9]*")
+    writes and its checkpoint commit leaves neither: a batch's offsets are in the checkpoint before it writes. A
+    checkpoint without batches that holds where to resume (``RESUME_FILE``, from `cryptolake resume`) starts past
+    what its tables hold: it goes with tables that have data."""
+    planned = has_batches(spark, checkpoint)
+    resuming = _any_file(spark, f"{checkpoint}/{RESUME_FILE}")
     finished = _any_file(spark, f"{checkpoint}/commits/[0-9]*")
     committed = [table for table, uri in tables.items() if has_commit(spark, uri)]
     reset = f"`cryptolake reset {query}` (its tables and checkpoint together), then the layers it feeds"
-    if committed and not planned:
+    if committed and not planned and not resuming:
         raise StateMismatchError(
             f"{', '.join(committed)} {'has' if len(committed) == 1 else 'have'} data but {query}'s checkpoint "
             f"({checkpoint}) has no batch: starting would read the input again and write it twice. Restore the "

@@ -1,9 +1,15 @@
-"""The object store of local mode: a MinIO server built from a pinned module version with ``go install``."""
+"""The object store of local mode: a MinIO server built from a pinned module version with ``go install``.
+
+As in the cluster, the layers and readers use the lake user (``CRYPTOLAKE_S3_ACCESS_KEY``), allowed the lake bucket
+only; MinIO's root keys stay with this module: the root password is made at random in the state folder, readable by
+its owner alone, and handed to MinIO by its environment."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import time
@@ -16,15 +22,22 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from minio import MinioAdmin
+from minio.credentials.providers import StaticProvider
+from minio.error import MinioAdminException
+from urllib3.exceptions import HTTPError
 
 from core.settings import Settings, env_name
-from cryptolake.local.paths import LocalPaths
+from cryptolake.local.paths import REPO_ROOT, LocalPaths
 from cryptolake.local.procs import ManagedProcess, ServiceError, check_port_free, join_host_port, split_host_port
 
 MINIO_MODULE = "github.com/minio/minio"
 MINIO_VERSION = "v0.0.0-20260212201848-7aac2a2c5b7c"
 # Where Go lands when it is installed but not on PATH (the official tarball's place).
 GO_FALLBACKS = (Path("/usr/local/go/bin/go"),)
+ROOT_USER = "cryptolake-root"
+# The cluster's lake policy too (charts/minio): BUCKET stands for the bucket.
+LAKE_POLICY = REPO_ROOT / "charts" / "minio" / "files" / "lake-policy.json"
 BUILD_TIMEOUT = 1800.0
 
 log = logging.getLogger(__name__)
@@ -111,11 +124,13 @@ class MinIO:
         self.process.check_not_running(self.paths.state)
         check_port_free(self.host, self.port, "MinIO S3 API", env_name("s3_endpoint"))
         check_port_free(self.host, self.console_port, "MinIO console", env_name("minio_console_port"))
-        # MinIO's own limits, checked here to fail with the setting's name instead of a line in its log.
+        # MinIO's own limits on a user's keys, checked here to fail with the setting's name instead of at its setup.
         if len(self.settings.s3_access_key) < 3 or len(self.settings.s3_secret_key) < 8:
             raise ServiceError(
                 f"MinIO needs {env_name('s3_access_key')} of 3+ and {env_name('s3_secret_key')} of 8+ characters"
             )
+        if self.settings.s3_access_key == ROOT_USER:
+            raise ServiceError(f"{env_name('s3_access_key')} must not be {ROOT_USER}, MinIO's root user of local mode")
 
     def launch(self) -> int:
         self.check_can_start()
@@ -125,8 +140,8 @@ class MinIO:
         self.data.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
-            "MINIO_ROOT_USER": self.settings.s3_access_key,
-            "MINIO_ROOT_PASSWORD": self.settings.s3_secret_key,
+            "MINIO_ROOT_USER": ROOT_USER,
+            "MINIO_ROOT_PASSWORD": root_password(self.paths),
             "MINIO_UPDATE": "off",  # no update checks from a pinned dev build
         }
         argv = [
@@ -176,9 +191,35 @@ def s3_client(settings: Settings) -> Any:
     )
 
 
+def root_password(paths: LocalPaths) -> str:
+    """MinIO's root password for the state folder of ``paths``: made at random the first time, kept in a file its
+    owner alone reads."""
+    path = paths.state / "minio-root-password"
+    paths.state.mkdir(parents=True, exist_ok=True)
+    try:
+        with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as out:
+            out.write(secrets.token_urlsafe(24))
+    except FileExistsError:
+        pass
+    return path.read_text()
+
+
+def root_settings(settings: Settings) -> Settings:
+    """``settings`` with MinIO's root keys for the lake's: for what the lake user may not do, such as adding buckets."""
+    return settings.with_(s3_access_key=ROOT_USER, s3_secret_key=root_password(LocalPaths.of(settings)))
+
+
+def lake_policy(bucket: str) -> dict[str, Any]:
+    """The lake user's policy: list ``bucket``, read, write and delete its objects; nothing else."""
+    policy: dict[str, Any] = json.loads(LAKE_POLICY.read_text().replace("BUCKET", bucket))
+    return policy
+
+
 def ensure_bucket(settings: Settings) -> None:
-    """Create ``settings.lake_bucket`` unless it exists."""
-    client = s3_client(settings)
+    """Create ``settings.lake_bucket`` unless it exists, and the lake user of ``settings`` (created or its secret set
+    again) with a policy allowing it that bucket (each bucket its own: the tests' stacks have one each)."""
+    root = root_settings(settings)
+    client = s3_client(root)
     try:
         client.create_bucket(Bucket=settings.lake_bucket)
     except ClientError as exc:
@@ -186,3 +227,19 @@ def ensure_bucket(settings: Settings) -> None:
             raise ServiceError(f"creating bucket {settings.lake_bucket} failed: {exc}; is MinIO up?") from exc
     except BotoCoreError as exc:
         raise ServiceError(f"creating bucket {settings.lake_bucket} failed: {exc}; is MinIO up?") from exc
+    admin = MinioAdmin(
+        endpoint=urlsplit(settings.s3_endpoint).netloc,
+        credentials=StaticProvider(root.s3_access_key, root.s3_secret_key),
+        secure=False,  # local MinIO serves plain http on loopback (checked in MinIO())
+    )
+    policy = f"lake-{settings.lake_bucket}"
+    user = settings.s3_access_key
+    try:
+        admin.policy_add(policy, policy=lake_policy(settings.lake_bucket))
+        admin.user_add(user, settings.s3_secret_key)
+        attached = json.loads(admin.user_info(user)).get("policyName", "")
+        # Attaching a policy attached already is an error.
+        if policy not in attached.split(","):
+            admin.attach_policy([policy], user=user)
+    except (MinioAdminException, HTTPError) as exc:
+        raise ServiceError(f"setting up MinIO's lake user {user} failed: {exc}") from exc

@@ -6,6 +6,7 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
 
+from core.layers import RESUME_FILE
 from jobs.runtime import StateMismatchError, check_state, read_table, wait_for_table
 
 
@@ -70,6 +71,11 @@ def test_a_checkpoint_and_tables_that_disagree_refuse_to_start(spark: SparkSessi
     shutil.move(checkpoint, tmp_path / "kept")
     with pytest.raises(StateMismatchError, match=r"the/table has data but layer's checkpoint .* write it twice"):
         check_state(spark, "layer", checkpoint, tables)
+    # `cryptolake resume` leaves in its place one that holds only where to start: that one goes with the table.
+    Path(checkpoint).mkdir()
+    (Path(checkpoint) / RESUME_FILE).write_text("{}")
+    check_state(spark, "layer", checkpoint, tables)
+    shutil.rmtree(checkpoint)
 
     shutil.move(tmp_path / "kept", checkpoint)
     shutil.rmtree(table)

@@ -12,13 +12,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from botocore.exceptions import ClientError
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from core.settings import Settings
 from cryptolake.local import kafka, minio
 from cryptolake.local.kafka import Kafka, ensure_topic
-from cryptolake.local.minio import ensure_bucket, s3_client
+from cryptolake.local.minio import ensure_bucket, root_settings, s3_client
 from cryptolake.local.paths import LocalPaths
 from cryptolake.local.procs import ServiceError, port_in_use
 from cryptolake.local.services import LocalServices, install
@@ -102,8 +103,55 @@ def test_topic_and_bucket_are_ensured_idempotently(services: Settings) -> None:
     ensure_bucket(services)
     topics = AdminClient({"bootstrap.servers": services.kafka_bootstrap}).list_topics(timeout=10).topics
     assert len(topics[services.kafka_topic].partitions) == 4
-    buckets = [b["Name"] for b in s3_client(services).list_buckets()["Buckets"]]
+    buckets = [b["Name"] for b in s3_client(root_settings(services)).list_buckets()["Buckets"]]
     assert services.lake_bucket in buckets
+
+
+def _error_code(call: Callable[[], object]) -> str | None:
+    """The S3 error code ``call`` fails with; None if it succeeds."""
+    try:
+        call()
+    except ClientError as exc:
+        return str(exc.response["Error"]["Code"])
+    return None
+
+
+@pytest.mark.services
+def test_the_lake_key_is_refused_outside_the_lake_bucket(services: Settings) -> None:
+    root = s3_client(root_settings(services))
+    other = f"other-{uuid.uuid4().hex[:8]}"
+    root.create_bucket(Bucket=other)
+    root.put_object(Bucket=other, Key="kept", Body=b"root's")
+    ensure_bucket(services)  # again: the lake user's secret set again, its policy attached once
+    lake = s3_client(services)
+    lake.put_object(Bucket=services.lake_bucket, Key="probe", Body=b"lake's")
+    assert lake.get_object(Bucket=services.lake_bucket, Key="probe")["Body"].read() == b"lake's"
+    listing = lake.list_objects_v2(Bucket=services.lake_bucket, Prefix="probe")
+    assert [o["Key"] for o in listing["Contents"]] == ["probe"]
+    lake.delete_object(Bucket=services.lake_bucket, Key="probe")
+    refused: dict[str, Callable[[], object]] = {
+        "read": lambda: lake.get_object(Bucket=other, Key="kept"),
+        "write": lambda: lake.put_object(Bucket=other, Key="kept", Body=b"lake's"),
+        "delete": lambda: lake.delete_object(Bucket=other, Key="kept"),
+        "list": lambda: lake.list_objects_v2(Bucket=other),
+        "create a bucket": lambda: lake.create_bucket(Bucket=f"{other}-new"),
+    }
+    assert {what: _error_code(call) for what, call in refused.items()} == dict.fromkeys(refused, "AccessDenied")
+    # MinIO lists a user the buckets it may use, rather than refusing the listing.
+    listed = [b["Name"] for b in lake.list_buckets()["Buckets"]]
+    assert services.lake_bucket in listed and other not in listed
+    assert root.get_object(Bucket=other, Key="kept")["Body"].read() == b"root's"
+
+
+@pytest.mark.services
+def test_minios_root_password_is_its_owners_alone_and_on_no_command_line(services: Settings) -> None:
+    password = LocalPaths.of(services).state / "minio-root-password"
+    assert password.stat().st_mode & 0o777 == 0o600
+    secret = password.read_text()
+    assert secret not in services.to_env().values()
+    pid = LocalServices(services).minio.pid
+    assert pid is not None
+    assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
 
 
 @pytest.mark.services

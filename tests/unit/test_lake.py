@@ -3,6 +3,7 @@ and counts rows from the log alone."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -12,9 +13,9 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
-from core.layers import LAYERS, QUARANTINE_TABLE, SILVER_TABLE
+from core.layers import BRONZE_TABLE, LAYERS, QUARANTINE_TABLE, RESUME_FILE, SILVER_TABLE
 from core.settings import Settings
 from cryptolake import lake
 from tests.lakes import bar, write_gold
@@ -198,3 +199,43 @@ def test_reset_deletes_a_layers_tables_and_checkpoints_and_nothing_else(local_la
     left = {p.relative_to(bucket).parts[:2] for p in bucket.rglob("*") if p.is_file()}
     assert left == {("silver", "trades"), ("_checkpoints", "silver")}
     assert lake.read_bars(local_lake).num_rows == 0 and lake.count_rows(local_lake, SILVER_TABLE) == 1
+
+
+def _write_bronze(settings: Settings, rows: list[tuple[str, int, int]]) -> None:
+    """Bronze rows of (topic, partition, offset), as many other columns as the reader needs: none."""
+    topics, partitions, offsets = zip(*rows, strict=True)
+    columns = {"topic": list(topics), "partition": list(partitions), "offset": list(offsets)}
+    schema = pa.schema([("topic", pa.string()), ("partition", pa.int32()), ("offset", pa.int64())])
+    table = pa.table(columns, schema=schema)
+    write_deltalake(lake.table_uri(settings, BRONZE_TABLE), table, mode="append")
+
+
+def test_the_highest_offsets_bronze_holds_are_per_partition_of_one_topic(local_lake: Settings) -> None:
+    assert lake.highest_offsets(local_lake, "t") == {}
+    _write_bronze(local_lake, [("t", 0, 4), ("t", 0, 9), ("t", 1, 3), ("other", 2, 50)])
+    _write_bronze(local_lake, [("t", 1, 12), ("t", 0, 7), ("other", 0, 99)])
+    assert lake.highest_offsets(local_lake, "t") == {0: 9, 1: 12}
+
+
+def test_restarting_a_checkpoint_keeps_the_old_one_whole_aside_and_leaves_only_where_to_start(
+    local_lake: Settings,
+) -> None:
+    bucket = Path(lake.table_uri(local_lake, "x")).parent
+    checkpoint = bucket / local_lake.checkpoint_key("bronze")
+    (checkpoint / "offsets").mkdir(parents=True)
+    (checkpoint / "offsets" / "3").write_text("v1 offsets")
+    (checkpoint / "metadata").write_text("{}")
+
+    aside = lake.restart_checkpoint(local_lake, "bronze", {"lost": 5}, NOON)
+
+    assert aside == "s3://lakehouse/_checkpoints/bronze.set-aside-20261121T120000Z"
+    kept = bucket / "_checkpoints" / "bronze.set-aside-20261121T120000Z"
+    assert (kept / "offsets" / "3").read_text() == "v1 offsets" and (kept / "metadata").read_text() == "{}"
+    assert [p.name for p in checkpoint.iterdir()] == [RESUME_FILE]
+    assert json.loads((checkpoint / RESUME_FILE).read_text()) == {"lost": 5, "set_aside": aside}
+
+
+def test_restarting_a_checkpoint_there_is_none_of_sets_nothing_aside(local_lake: Settings) -> None:
+    assert lake.restart_checkpoint(local_lake, "bronze", {"lost": 0}, NOON) is None
+    written = Path(lake.table_uri(local_lake, local_lake.checkpoint_key("bronze"))) / RESUME_FILE
+    assert json.loads(written.read_text()) == {"lost": 0, "set_aside": None}

@@ -80,7 +80,7 @@ def test_the_advice_on_lost_kafka_data_finds_it_among_the_causes() -> None:
     failed = JvmError("[STREAM_FAILED] terminated with exception: [TASK_WRITE_FAILED] Task failed", write)
     assert what_to_do(str(failed)) is None
     advice = what_to_do(failure_text(failed))
-    assert advice is not None and "cryptolake reset bronze" in advice
+    assert advice is not None and "cryptolake reset bronze" in advice and "cryptolake resume bronze" in advice
 
 
 def event(name: str, duration_ms: int) -> SimpleNamespace:

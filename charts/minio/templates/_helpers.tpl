@@ -96,15 +96,11 @@ Call with (list $ "<secret name>" "<key>" "<given value>").
 {{- end -}}
 
 {{/*
-The lake user's policy: list the bucket, and read, write and delete its objects (S3A renames are copy + delete).
+The lake user's policy: list the bucket, and read, write and delete its objects (S3A renames are copy + delete). One
+source with local mode's lake user (cryptolake/local/minio.py): files/lake-policy.json, BUCKET standing for the bucket.
 */}}
 {{- define "minio.lakePolicy" -}}
-{{- $bucket := printf "arn:aws:s3:::%s" .Values.bucket -}}
-{{- $statements := list
-  (dict "Effect" "Allow" "Action" (list "s3:GetBucketLocation" "s3:ListBucket" "s3:ListBucketMultipartUploads") "Resource" (list $bucket))
-  (dict "Effect" "Allow" "Action" (list "s3:GetObject" "s3:PutObject" "s3:DeleteObject" "s3:AbortMultipartUpload" "s3:ListMultipartUploadParts") "Resource" (list (printf "%s/*" $bucket)))
--}}
-{{- dict "Version" "2012-10-17" "Statement" $statements | toPrettyJson -}}
+{{- .Files.Get "files/lake-policy.json" | replace "BUCKET" .Values.bucket | fromJson | toPrettyJson -}}
 {{- end -}}
 
 {{/*
