@@ -135,7 +135,7 @@ class Filler:
             try:
                 page = self._fetch(query)
             except _GaveUpError:
-                reason = FAILED
+                reason = STOPPED if self._stop.is_set() else FAILED
                 break
             fresh = [t for t in page if next_id <= t.trade_id <= hole.last]
             if fresh:
