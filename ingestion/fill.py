@@ -122,6 +122,9 @@ class Filler:
             except Exception:  # a venue's odd answer must not end the fills of every later gap
                 log.exception("gap fill failed", extra=logs.fields(exchange=self.venue.name, symbol=job.symbol))
                 self._give_up(job.tracker, job.symbol, job.hole.first, job.hole.last, BROKEN)
+        while not self._queue.empty():  # holes still waiting when the ingestor stops are counted, not lost
+            job = self._queue.get_nowait()
+            self._give_up(job.tracker, job.symbol, job.hole.first, job.hole.last, STOPPED)
 
     def fill(self, tracker: GapTracker, symbol: str, hole: Hole) -> None:
         """Fetch the hole's trades page by page and send them; report to ``tracker`` what it could not get."""
@@ -193,12 +196,12 @@ class Filler:
         raise _GaveUpError(problem)
 
     def _pace(self) -> None:
-        """Wait until the venue's limit allows the next request."""
-        now = time.monotonic()
-        wait = self._next_request - now
+        """Wait until the venue's limit allows the next request: requests at least an interval apart, never bunched
+        to catch up on a wait that overslept."""
+        wait = self._next_request - time.monotonic()
         if wait > 0:
             self._stop.wait(wait)
-        self._next_request = max(now, self._next_request) + self._interval
+        self._next_request = time.monotonic() + self._interval
 
     def _give_up(self, tracker: GapTracker, symbol: str, first: int, last: int, reason: str) -> None:
         self._unfilled(symbol, last - first + 1, reason)

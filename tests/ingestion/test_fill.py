@@ -297,3 +297,15 @@ def test_a_connection_cut_mid_recording_misses_nothing_once_filled(fill: bool) -
             else:
                 assert len(expected - set(run.sent.binance_ids())) == 1500
                 assert run.metric("missing_trades_total", **labels) == 1500
+
+
+def test_holes_still_queued_when_the_ingestor_stops_are_counted() -> None:
+    rest = FakeRest(Binance, trades(1, 10))
+    with filling(Binance, rest) as (filler, tracker, sent, metrics):
+        filler.offer(tracker, "BTC-USDT", Hole(2, 4, 0.0, 0))
+        filler._stop.set()
+        filler.start()
+        filler.join(5)
+    assert not rest.times and not sent.filled
+    assert metrics.value("unfilled_trades_total", exchange="binance", symbol="BTC-USDT", reason="stopped") == 3
+    assert metrics.value("missing_trades_total", exchange="binance", symbol="BTC-USDT") == 3
