@@ -144,8 +144,9 @@ class FeedSequence:
                     await self._released.wait()
                     self._hold_after, self._origin = None, None  # the rest keeps its pace from here
                 delay = self._delay(frame.at)
+                missing = self._cut is not None and self.missed > 0  # playing to nobody: no client to lose
                 if delay > 0:
-                    if not await self._write(ws, batch):
+                    if not missing and not await self._write(ws, batch):
                         return
                     await asyncio.sleep(delay)
                 self._listed(frame.text)
@@ -157,7 +158,8 @@ class FeedSequence:
                     self.missed += 1
                     if self.missed >= self._cut.missed:
                         self._cut = None
-                        return  # the rest goes to the client's next connection
+                        if ws.transport.is_closing():
+                            return  # the rest goes to the client's next connection
                     continue
                 if streams is None or frame.stream in streams:
                     batch.append(_wire(frame.text))

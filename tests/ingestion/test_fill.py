@@ -253,8 +253,8 @@ def recording_ids(relative: str) -> set[int]:
 
 
 @contextmanager
-def cut_venue(after: int, missed: int) -> Iterator[int]:
-    sequences = recorded_sequences([recordings.load(recording(BTC))], float("inf"), cut=Cut(after, missed))
+def cut_venue(after: int, missed: int, speed: float = float("inf")) -> Iterator[int]:
+    sequences = recorded_sequences([recordings.load(recording(BTC))], speed, cut=Cut(after, missed))
     venue = VenueThread(LocalVenue(sequences))
     port = venue.start()
     try:
@@ -278,8 +278,9 @@ def test_the_local_venue_serves_the_trades_played_so_far_over_rest() -> None:
 
 @pytest.mark.parametrize("fill", [True, False], ids=["filled", "not filled"])
 def test_a_connection_cut_mid_recording_misses_nothing_once_filled(fill: bool) -> None:
-    """The local venue cuts the ingestor after 2,000 frames and trades 1,500 more while it reconnects."""
-    with cut_venue(after=2000, missed=1500) as port:
+    """The local venue cuts the ingestor after 2,000 frames and trades 1,500 more while it reconnects, replaying the
+    recording at 100 times its pace (3.5 s): the reconnect comes while the venue still plays to nobody."""
+    with cut_venue(after=2000, missed=1500, speed=100) as port:
         urls = {"binance": f"http://127.0.0.1:{port}/binance"} if fill else {}
         with ingesting(Binance(["BTC-USDT"]), f"ws://127.0.0.1:{port}", rest_urls=urls) as run:
             labels = {"exchange": "binance", "symbol": "BTC-USDT"}
