@@ -23,7 +23,7 @@ from core import logs
 from core.venues import LakeVenue, RestQuery, RestTrade
 from core.venues.base import UNREADABLE
 from ingestion.forward import FrameSender
-from ingestion.gaps import GapTracker, Hole
+from ingestion.gaps import QUEUE_FULL, GapTracker, Hole
 from ingestion.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,6 @@ TICK = 0.5
 # Why trades of a gap stay missing: the metric's reason label, and the log's.
 NOT_LISTED = "not listed"  # the venue's REST API lists them no more (too far back) or never did
 FAILED = "requests failed"  # RETRIES + 1 tries of a request failed
-QUEUE_FULL = "queue full"
 STOPPED = "stopped"
 BROKEN = "fill error"  # a bug, or an answer no parser foresaw: logged with its trace
 

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 GRACE_SECONDS = 5.0
 # Open holes kept per symbol; past this the oldest is counted at once (memory stays bounded on a broken feed).
 MAX_OPEN_HOLES = 1000
+QUEUE_FULL = "queue full"  # why a hole was counted at once: its venue's fill queue had no room
 
 
 @dataclass
@@ -126,7 +127,7 @@ class GapTracker:
         if self.fill is None:
             self._report(seq, symbol, hole.first, hole.last, "")
         elif not self.fill(self, symbol, hole):
-            self._report(seq, symbol, hole.first, hole.last, "queue full")
+            self._report(seq, symbol, hole.first, hole.last, QUEUE_FULL)
 
     def report(self, symbol: str, first: int, last: int, reason: str) -> None:
         """Count ids ``first`` to ``last`` missing for good (e.g. the fill could not get them), and say why."""
