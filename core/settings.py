@@ -20,7 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from core.venues import FEEDS
+from core.venues import FEEDS, LAKE_VENUES
 
 ENV_PREFIX = "CRYPTOLAKE_"
 
@@ -148,6 +148,14 @@ def _each(item: Check) -> Check:
 
 def _known_venue(value: str) -> str | None:
     return None if value in FEEDS else f"unknown venue {value!r}; known: {', '.join(FEEDS)}"
+
+
+def _rest_url(value: str) -> str | None:
+    venue, sep, url = value.partition("=")
+    filling = [name for name, cls in LAKE_VENUES.items() if cls.rest is not None]
+    if not sep or venue not in filling:
+        return f"must be venue=URL or venue=off, the venue one of {', '.join(filling)}, got {value!r}"
+    return None if url == "off" else _url("http", "https")(url)
 
 
 def _any_path(_value: str) -> str | None:
@@ -300,6 +308,12 @@ class Settings(BaseSettings):
         "Base URL of a local venue serving every feed under /<venue> (cryptolake replay); empty: the real venues.",
         _url("ws", "wss", optional=True),
         local=True,
+    )
+    rest_urls: tuple[str, ...] = _setting(
+        (),
+        "Where the ingestor fills gaps in a venue's trade ids from: venue=URL of its REST API, or venue=off to fill "
+        "none, comma-separated; a venue not listed uses its public API (the local venue's when venue_url is set).",
+        lambda values: next(filter(None, map(_rest_url, values)), None),
     )
     trigger_interval: str = _setting("3 seconds", "Micro-batch trigger interval of every streaming query.", _duration)
     max_offsets_per_trigger: int = _setting(200_000, "Most Kafka records bronze reads in one micro-batch.", _positive)

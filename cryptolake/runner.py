@@ -57,11 +57,13 @@ class Source:
     count: int | None = None  # synthetic: stop after this many trades
     seed: int = 1
     start_ms: int | None = None  # synthetic: event time of the first trade (default: now)
+    cut: tuple[int, int] | None = None  # replay: cut the ingestor once after N frames, playing the next M to nobody
 
     def venue_args(self, settings: Settings) -> list[str]:
         if self.kind == "replay":
             # Absolute: the venue runs in another folder than the command that names the recordings.
-            return ["--recording", *(str(path.resolve()) for path in self.recordings), "--speed", self.speed]
+            cut = ["--cut", *map(str, self.cut)] if self.cut else []
+            return ["--recording", *(str(path.resolve()) for path in self.recordings), "--speed", self.speed, *cut]
         args = ["--symbols", ",".join(settings.symbols), "--rate", str(self.rate), "--seed", str(self.seed)]
         args += ["--venues", ",".join(self.venues), "--speed", self.speed]
         if self.count is not None:

@@ -8,7 +8,7 @@ import sys
 from core import exits, logs
 from core.kafka import librdkafka_config
 from core.settings import Settings, SettingsError
-from ingestion.config import connections
+from ingestion.config import connections, rest_urls
 from ingestion.ingestor import Ingestor
 from ingestion.metrics import Heartbeat, Metrics, serve
 from ingestion.producer import FrameProducer
@@ -27,6 +27,7 @@ def main() -> int:
     try:
         settings = Settings.from_env()
         wanted = connections(settings)
+        fills = rest_urls(settings)
     except SettingsError as exc:
         log.error("bad settings", extra=logs.fields(error=str(exc)))
         return exits.MISCONFIGURED
@@ -41,7 +42,7 @@ def main() -> int:
         # times of their own.
         replay=bool(settings.venue_url),
     )
-    ingestor = Ingestor(wanted, producer, metrics)
+    ingestor = Ingestor(wanted, producer, metrics, rest_urls=fills)
 
     stop = logs.stop_on_signals(log)
     main_loop = Heartbeat("the main loop", STALL_SECONDS)
@@ -58,6 +59,7 @@ def main() -> int:
         "starting",
         extra=logs.fields(
             connections=[f"{c.label} {c.url}" for c in wanted],
+            gap_fill_from=fills,
             topic=settings.kafka_topic,
             when_kafka_is_down="block: stop reading the venues once the queue is full, never drop",
             queue_frames=settings.ingestor_queue_frames,

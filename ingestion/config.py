@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.settings import Settings, SettingsError, env_name
-from core.venues import FEEDS, Binance, Exchange
+from core.venues import FEEDS, LAKE_VENUES, Binance, Exchange
 
 # The setting that lists each venue's symbols; CRYPTOLAKE_SYMBOLS were Binance's before there were other venues.
 SYMBOL_SETTINGS = {
@@ -55,4 +55,24 @@ def connections(settings: Settings) -> list[Connection]:
         for group in cls.connection_groups(symbols):
             exchange = cls(group)
             found.append(Connection(exchange, exchange.url(base)))
+    return found
+
+
+def rest_urls(settings: Settings) -> dict[str, str]:
+    """The REST base URL each configured venue fills its gaps from, by venue name; venues set off, and those whose
+    REST API fills nothing, are left out. With ``venue_url``, the local venue's (http on its host and port)."""
+    chosen = dict(item.split("=", 1) for item in settings.rest_urls)
+    found = {}
+    for feed in settings.venues:
+        cls = LAKE_VENUES.get(feed_class(feed).name)
+        if cls is None or cls is not FEEDS[feed] or cls.rest is None:
+            continue  # an older protocol, or a venue without gaps to fill
+        if settings.venue_url:
+            local = "http" + settings.venue_url.removeprefix("ws")  # ws:// -> http://, wss:// -> https://
+            default = f"{local.rstrip('/')}/{cls.feed}"
+        else:
+            default = cls.rest.endpoint
+        url = chosen.get(cls.name, default)
+        if url != "off":
+            found[cls.name] = url
     return found

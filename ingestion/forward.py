@@ -13,7 +13,8 @@ from ingestion.metrics import Metrics
 
 
 class FrameSender(Protocol):
-    def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int) -> None: ...
+    def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int, *, filled: bool = False) -> None:
+        """``filled``: a frame made of trades fetched over REST to fill a gap, not one received."""
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,12 @@ class Forwarder:
         pairs = parsed.trades
         if len(pairs) > 1 and pairs[0][1] is not None:
             pairs = sorted(pairs, key=_trade_id)  # in id order, so a frame listing newest first opens no holes
+        # Where a hole opens, about when the trade before it was made: a fill by time starts there.
+        at_us = int(parsed.venue_ms * 1000) if parsed.venue_ms is not None else received_at_us
         for symbol, trade_id in pairs:
             (series if symbol == parsed.symbol else self._symbols.get(symbol) or self._add(symbol)).trades.inc()
             if trade_id is not None:
-                self._gaps.observe(symbol, trade_id)
+                self._gaps.observe(symbol, trade_id, at_us)
         if parsed.venue_ms is not None:
             self._latency.observe(received_at_us / 1e6 - parsed.venue_ms / 1e3)
 

@@ -31,8 +31,23 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "reconnects_total": ("counter", "Connections lost (dropped, closed, silent) and opened again.", ("exchange",)),
     "handovers_total": ("counter", "Connections replaced by a new one before the venue cut them.", ("exchange",)),
     "connections": ("gauge", "Open, subscribed connections.", ("exchange",)),
-    "gaps_total": ("counter", "Runs of missing trade ids, where ids are sequential per symbol.", TRADE),
+    "gaps_total": (
+        "counter",
+        "Runs of trade ids missing for good (not filled), where ids are sequential per symbol.",
+        TRADE,
+    ),
     "missing_trades_total": ("counter", "Trades missing in those gaps.", TRADE),
+    "filled_trades_total": ("counter", "Trades of gaps fetched from the venue's REST API and sent to Kafka.", TRADE),
+    "unfilled_trades_total": (
+        "counter",
+        "Trades of gaps the fill could not get (the venue lists them no more, errors, a full fill queue).",
+        ("exchange", "symbol", "reason"),
+    ),
+    "fill_requests_total": (
+        "counter",
+        "REST requests made to fill gaps, by outcome: ok, or error (retried a few times, then given up).",
+        ("exchange", "outcome"),
+    ),
     "duplicate_trades_total": ("counter", "Trades received again, e.g. in the snapshot after a reconnect.", TRADE),
     "latency_seconds": (
         "histogram",

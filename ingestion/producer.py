@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from confluent_kafka import KafkaError, Message, Producer
 
 from core import logs
-from core.headers import BACKFILL_HEADER, EXCHANGE_HEADER, RECEIVED_HEADER, REPLAY_HEADER
+from core.headers import BACKFILL_HEADER, EXCHANGE_HEADER, FILLED_HEADER, RECEIVED_HEADER, REPLAY_HEADER
 from core.throttle import Throttle
 from ingestion.metrics import Metrics
 
@@ -80,8 +80,10 @@ class FrameProducer:
     def blocked(self) -> bool:
         return self._blocked_senders > 0
 
-    def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int) -> None:
+    def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int, *, filled: bool = False) -> None:
         headers: Headers = [(EXCHANGE_HEADER, exchange), (RECEIVED_HEADER, b"%d" % received_at_us), *self._marks]
+        if filled:
+            headers.append((FILLED_HEADER, b"1"))
         try:
             self._producer.produce(self._topic, frame, key, headers=headers, on_delivery=self._on_delivery)
         except BufferError:

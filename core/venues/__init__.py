@@ -3,7 +3,18 @@
 Adding a venue is one module beside these and its class in ``FEEDS``.
 """
 
-from core.venues.base import Exchange, FrameKind, LakeVenue, Parsed, Timing, TradeText
+from core.venues.base import (
+    Exchange,
+    FrameKind,
+    LakeVenue,
+    Parsed,
+    RestError,
+    RestFill,
+    RestQuery,
+    RestTrade,
+    Timing,
+    TradeText,
+)
 from core.venues.binance import Binance
 from core.venues.bybit import Bybit
 from core.venues.coinbase import Coinbase
@@ -32,6 +43,10 @@ __all__ = [
     "LakeVenue",
     "Okx",
     "Parsed",
+    "RestError",
+    "RestFill",
+    "RestQuery",
+    "RestTrade",
     "Timing",
     "TradeText",
 ]

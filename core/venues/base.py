@@ -109,6 +109,13 @@ def rfc3339_ms(value: object) -> float | None:
         return None
 
 
+def rfc3339_us(value: str) -> int:
+    """Microseconds since the epoch of an RFC 3339 time, its fraction cut to microseconds (venues send up to ns)."""
+    head, dot, fraction = value.removesuffix("Z").partition(".")
+    seconds = int(datetime.fromisoformat(head + "+00:00").timestamp())
+    return seconds * 1_000_000 + (int(fraction[:6].ljust(6, "0")) if dot else 0)
+
+
 def iso_us(time_us: int) -> str:
     """RFC 3339 text of microseconds since the epoch, as venues write times: ``2026-08-09T21:05:48.167634Z``."""
     seconds, micros = divmod(time_us, 1_000_000)
@@ -221,6 +228,38 @@ class TradeText:
     taker_buy: bool
 
 
+@dataclass(frozen=True, slots=True)
+class RestTrade:
+    """A trade as a venue's REST API lists it (and the local venue serves it): enough to write it as a WS frame."""
+
+    trade_id: int
+    price: str  # as the venue spells it
+    size: str
+    taker_buy: bool
+    time_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class RestQuery:
+    """A REST request for a symbol's trades: from an id, after a time (exclusive), or else the latest ones."""
+
+    symbol: str  # canonical in the filler's requests; as the REST API spells it in the local venue's reading of one
+    limit: int
+    from_id: int | None = None
+    after_us: int | None = None
+
+
+@dataclass(frozen=True)
+class RestFill:
+    """What a venue's public REST API offers to fill a gap in its trade ids (no key needed on any of them)."""
+
+    endpoint: str  # public base URL
+    page: int  # trades per request at most
+    per_second: float  # requests a second the filler makes at most, under the venue's documented limit
+    by: str  # "id": pages from a trade id; "time": pages after a time; "recent": only the latest ``page`` trades
+    reach: str  # how far back it fills, for the README and the log
+
+
 class LakeVenue(Exchange):
     """A venue's current protocol, whose trades the lake keeps: the ingestor's side, and every reading of its trades.
 
@@ -244,3 +283,56 @@ class LakeVenue(Exchange):
     @abstractmethod
     def render(symbol: str, trades: Sequence[TradeText], time_us: int) -> list[str]:
         """The frames the venue sends for trades of canonical ``symbol`` made at ``time_us`` (us since the epoch)."""
+
+    # Gap fill from the venue's REST API; None where its WS trades carry no ids counted one by one (no gap is seen).
+    rest: ClassVar[RestFill | None] = None
+
+    @classmethod
+    def rest_symbol(cls, canonical: str) -> str:
+        """The REST API's spelling of a canonical symbol."""
+        return cls.venue_symbol(canonical)
+
+    @classmethod
+    def rest_request(cls, query: RestQuery) -> str:
+        """The path and query string of the REST request for ``query``, under ``rest.endpoint``."""
+        raise NotImplementedError(f"{cls.name} fills no gaps")
+
+    @classmethod
+    def rest_query(cls, path: str, params: dict[str, str]) -> RestQuery | None:
+        """What a REST request asks for, its symbol as REST spells it (the local venue's side of :meth:`rest_request`);
+        None if it is not this venue's trade endpoint."""
+        raise NotImplementedError(f"{cls.name} fills no gaps")
+
+    @classmethod
+    def rest_trades(cls, body: str) -> list[RestTrade]:
+        """The trades of a REST answer, in id order; raises ValueError, KeyError etc. on an answer it cannot read,
+        and :class:`RestError` where the venue answers with an error."""
+        raise NotImplementedError(f"{cls.name} fills no gaps")
+
+    @classmethod
+    def rest_answer(cls, symbol: str, trades: Sequence[RestTrade]) -> str:
+        """The venue's REST answer listing ``trades`` (in id order) of canonical ``symbol``, for the local venue."""
+        raise NotImplementedError(f"{cls.name} fills no gaps")
+
+    @classmethod
+    def listed(cls, frame: str) -> list[tuple[str, RestTrade]]:
+        """(canonical symbol, trade) of each trade in a WS frame of this venue: what the local venue lists over REST.
+        Raises on frames it cannot read, like :meth:`Exchange.parse`; [] for what is no trade frame."""
+        raise NotImplementedError(f"{cls.name} fills no gaps")
+
+    @classmethod
+    def filled_frames(cls, symbol: str, trades: Sequence[RestTrade]) -> list[str]:
+        """Trades fetched over REST as the venue's own WS trade frames (so silver reads them unchanged): one
+        :meth:`render` a run of trades of one time."""
+        frames: list[str] = []
+        start = 0
+        for end in range(1, len(trades) + 1):
+            if end == len(trades) or trades[end].time_us != trades[start].time_us:
+                texts = [TradeText(t.trade_id, t.price, t.size, t.taker_buy) for t in trades[start:end]]
+                frames += cls.render(symbol, texts, trades[start].time_us)
+                start = end
+        return frames
+
+
+class RestError(ValueError):
+    """The venue answered a REST request with an error of its own."""

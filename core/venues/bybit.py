@@ -11,6 +11,10 @@ from core.venues.base import (
     US_PER_MS,
     LakeVenue,
     Parsed,
+    RestError,
+    RestFill,
+    RestQuery,
+    RestTrade,
     Timing,
     TradeText,
     chunks,
@@ -40,6 +44,15 @@ class Bybit(LakeVenue):
     ``S`` is the taker's side. Spot trade ids are numbers counting up per symbol, which order trades of one time;
     linear ones are UUIDs, and a frame's order (oldest first, as Bybit lists them) orders those. Bybit wants
     ``{"op":"ping"}`` every 20 s and takes at most 10 topics per spot subscribe request.
+
+    Spot gaps are filled from ``GET /v5/market/recent-trade?category=spot&symbol=ETHUSDT&limit=60`` (no key; 600
+    requests per 5 s per IP): only the latest 60 spot trades, newest first, so only a gap among them can be filled::
+
+        {"retCode":0,"retMsg":"OK","result":{"category":"spot","list":[{"execId":"2280000001739247417",
+         "symbol":"ETHUSDT","price":"1923.28","size":"0.04537","side":"Sell","time":"1786310821917",
+         "isBlockTrade":false}]},"retExtInfo":{},"time":1786310822000}
+
+    An error is a non-zero ``retCode`` with its ``retMsg``.
     """
 
     name = feed = "bybit"
@@ -56,6 +69,9 @@ class Bybit(LakeVenue):
         "ARRAY<STRUCT<trade_id: STRING, trade_time: BIGINT, price: STRING, volume: STRING, taker_side: STRING, "
         "venue_symbol: STRING>>"
     )
+
+    rest = RestFill("https://api.bybit.com", page=60, per_second=5.0, by="recent", reach="the latest 60 spot trades")
+    REST_PATH = "/v5/market/recent-trade"
 
     def __init__(self, symbols: Sequence[str]) -> None:
         super().__init__(symbols)
@@ -131,3 +147,53 @@ class Bybit(LakeVenue):
             for t in trades
         )
         return [f'{{"topic":"publicTrade.{venue}","ts":{ms},"type":"snapshot","data":[{data}]}}']
+
+    @classmethod
+    def rest_request(cls, query: RestQuery) -> str:
+        return f"{cls.REST_PATH}?category=spot&symbol={cls.rest_symbol(query.symbol)}&limit={query.limit}"
+
+    @classmethod
+    def rest_query(cls, path: str, params: dict[str, str]) -> RestQuery | None:
+        if path != cls.REST_PATH or params.get("category") != "spot":
+            return None
+        return RestQuery(params["symbol"], int(params.get("limit", "60")))
+
+    @classmethod
+    def rest_trades(cls, body: str) -> list[RestTrade]:
+        answer = json.loads(body)
+        if answer.get("retCode") != 0:
+            raise RestError(f"{answer.get('retCode')} {answer.get('retMsg')}")
+        found = [
+            RestTrade(int(t["execId"]), t["price"], t["size"], t["side"] == "Buy", int(t["time"]) * US_PER_MS)
+            for t in answer["result"]["list"]
+        ]
+        return sorted(found, key=lambda t: t.trade_id)
+
+    @classmethod
+    def rest_answer(cls, symbol: str, trades: Sequence[RestTrade]) -> str:
+        listed = [
+            {
+                "execId": str(t.trade_id),
+                "symbol": cls.venue_symbol(symbol),
+                "price": t.price,
+                "size": t.size,
+                "side": "Buy" if t.taker_buy else "Sell",
+                "time": str(t.time_us // US_PER_MS),
+                "isBlockTrade": False,
+            }
+            for t in reversed(trades)
+        ]
+        result = {"category": "spot", "list": listed}
+        return compact({"retCode": 0, "retMsg": "OK", "result": result, "retExtInfo": {}, "time": 0})
+
+    @classmethod
+    def listed(cls, frame: str) -> list[tuple[str, RestTrade]]:
+        message = json.loads(frame)
+        topic = message.get("topic")
+        if not (isinstance(topic, str) and topic.startswith("publicTrade.")):
+            return []
+        return [
+            (split_concatenated(t["s"]), RestTrade(int(t["i"]), t["p"], t["v"], t["S"] == "Buy", t["T"] * US_PER_MS))
+            for t in message["data"]
+            if trade_id(t["i"]) is not None  # spot only: linear ids are UUIDs, and no gap is seen there
+        ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -10,12 +11,17 @@ from core.venues.base import (
     CONTROL,
     LakeVenue,
     Parsed,
+    RestError,
+    RestFill,
+    RestQuery,
+    RestTrade,
     Timing,
     TradeText,
     compact,
     iso_us,
     rejected,
     rfc3339_ms,
+    rfc3339_us,
     trade_id,
     trades,
 )
@@ -39,6 +45,16 @@ class Coinbase(LakeVenue):
     out of order, and a frame lists its trades newest first: the id, not the frame, orders trades of one time (a
     taker filling several makers makes several). ``sequence_num`` counts per connection across channels, so a jump
     in it loses nothing.
+
+    Gaps are filled from the public market trades, ``GET /api/v3/brokerage/market/products/BTC-USD/ticker?limit=1000``
+    (no key; public endpoints allow 10 requests a second per IP): only the latest trades, newest first, ``side`` the
+    maker's as on the WebSocket, so only a gap among the latest thousand trades can be filled::
+
+        {"trades":[{"trade_id":"1068572091","product_id":"BTC-USD","price":"65083.67","size":"0.01034361",
+         "time":"2026-08-09T21:05:48.167634Z","side":"SELL","bid":"","ask":""}],"best_bid":"65083.66",
+         "best_ask":"65083.67"}
+
+    An error is an object with ``error`` and ``message``.
     """
 
     name = feed = "coinbase"
@@ -49,6 +65,9 @@ class Coinbase(LakeVenue):
         "channel STRING, events ARRAY<STRUCT<type: STRING, trades: ARRAY<STRUCT<product_id: STRING, trade_id: STRING, "
         "price: STRING, size: STRING, time: STRING, side: STRING>>>>"
     )
+
+    rest = RestFill("https://api.coinbase.com", page=1000, per_second=5.0, by="recent", reach="the latest 1,000 trades")
+    REST_PATH = re.compile(r"/api/v3/brokerage/market/products/([^/]+)/ticker")
 
     def url(self, base_url: str) -> str:
         return base_url.rstrip("/")
@@ -110,4 +129,55 @@ class Coinbase(LakeVenue):
         return [
             f'{{"channel":"market_trades","client_id":"","timestamp":"{stamp}","sequence_num":{trades[0].trade_id},'
             f'"events":[{{"type":"update","trades":[{data}]}}]}}'
+        ]
+
+    @classmethod
+    def rest_request(cls, query: RestQuery) -> str:
+        return f"/api/v3/brokerage/market/products/{query.symbol}/ticker?limit={query.limit}"
+
+    @classmethod
+    def rest_query(cls, path: str, params: dict[str, str]) -> RestQuery | None:
+        matched = cls.REST_PATH.fullmatch(path)
+        return RestQuery(matched[1], int(params["limit"])) if matched else None
+
+    @classmethod
+    def rest_trades(cls, body: str) -> list[RestTrade]:
+        answer = json.loads(body)
+        if "error" in answer:
+            raise RestError(f"{answer['error']}: {answer.get('message', '')}")
+        found = [
+            RestTrade(int(t["trade_id"]), t["price"], t["size"], t["side"] == "SELL", rfc3339_us(t["time"]))
+            for t in answer["trades"]
+        ]
+        return sorted(found, key=lambda t: t.trade_id)
+
+    @classmethod
+    def rest_answer(cls, symbol: str, trades: Sequence[RestTrade]) -> str:
+        listed = [
+            {
+                "trade_id": str(t.trade_id),
+                "product_id": symbol,
+                "price": t.price,
+                "size": t.size,
+                "time": iso_us(t.time_us),
+                "side": "SELL" if t.taker_buy else "BUY",
+                "bid": "",
+                "ask": "",
+            }
+            for t in reversed(trades)
+        ]
+        return compact({"trades": listed, "best_bid": "", "best_ask": ""})
+
+    @classmethod
+    def listed(cls, frame: str) -> list[tuple[str, RestTrade]]:
+        message = json.loads(frame)
+        if message.get("channel") != "market_trades":
+            return []
+        return [
+            (
+                t["product_id"],
+                RestTrade(int(t["trade_id"]), t["price"], t["size"], t["side"] == "SELL", rfc3339_us(t["time"])),
+            )
+            for event in message["events"]
+            for t in event.get("trades") or ()
         ]

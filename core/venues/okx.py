@@ -36,7 +36,8 @@ class Okx(LakeVenue):
          "px":"30236","sz":"0.0002","side":"buy","ts":"1652459224818"}]}
 
     ``side`` is the taker's. Trade ids count up per instrument, so they order trades of one time, but are not
-    promised to be contiguous, so no gaps are counted. OKX closes
+    promised to be contiguous, so no gaps are counted, and none is filled (its REST ``history-trades`` would page by
+    id, but no hole is ever known). OKX closes
     connections silent for 30 s: the client sends ``ping`` (plain text, answered with ``pong``) when idle.
     It announces a cut with ``{"event":"notice","code":"64008",...}``.
     """

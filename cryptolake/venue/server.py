@@ -6,6 +6,12 @@ is what the ingestor opens with ``CRYPTOLAKE_VENUE_URL=ws://127.0.0.1:P``; Binan
 
 Once a feed's frames are all sent (a recording has ended) its connections stay open and idle, as a live venue's do
 when its market is quiet: the ingestor stays connected and ready, and its reconnects keep meaning trouble.
+
+Plain HTTP on the same port serves each venue's REST trade endpoint under the same prefix
+(``http://127.0.0.1:P/binance/api/v3/historicalTrades?...``), listing the trades of the frames played so far, with
+the venue's page size: where the ingestor fills gaps from when ``CRYPTOLAKE_VENUE_URL`` points at this venue. A
+sequence may cut its connection once after some frames and play the next ones to nobody, as a venue goes on trading
+while a client reconnects: the trades a gap fill must fetch.
 """
 
 from __future__ import annotations
@@ -19,15 +25,19 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
 
 from core import logs
-from core.venues import LAKE_VENUES, Binance, Exchange
+from core.venues import LAKE_VENUES, Binance, Exchange, LakeVenue, RestQuery, RestTrade
+from core.venues.base import UNREADABLE
 from cryptolake.venue import recordings, synthetic
 from cryptolake.venue.recordings import TimedFrame
 
@@ -67,6 +77,24 @@ def synthetic_sequences(
     return [FeedSequence(feed, frames(feed.name), speed, route_path(feed, symbols), hold_after) for feed in feeds]
 
 
+@dataclass(frozen=True)
+class Cut:
+    """Cut the connection once ``after`` frames are sent, and play the next ``missed`` frames to nobody."""
+
+    after: int
+    missed: int
+
+
+def _select(trades: list[RestTrade], query: RestQuery) -> list[RestTrade]:
+    """The trades a REST request for ``query`` gets: from an id or after a time, in id order, else the latest."""
+    trades = sorted(trades, key=lambda t: t.trade_id)
+    if query.from_id is not None:
+        return [t for t in trades if t.trade_id >= query.from_id][: query.limit]
+    if query.after_us is not None:
+        return [t for t in trades if t.time_us > query.after_us][: query.limit]
+    return trades[-query.limit :]
+
+
 def _wire(text: str) -> bytes:
     """A server's text frame as it goes on the wire (servers do not mask)."""
     return Frame(Opcode.TEXT, text.encode()).serialize(mask=False)
@@ -76,7 +104,13 @@ class FeedSequence:
     """One feed's frames, shared by its connections: a client that reconnects continues where the last one stopped."""
 
     def __init__(
-        self, feed: type[Exchange], frames: Iterator[TimedFrame], speed: float, path: str, hold_after: int | None = None
+        self,
+        feed: type[Exchange],
+        frames: Iterator[TimedFrame],
+        speed: float,
+        path: str,
+        hold_after: int | None = None,
+        cut: Cut | None = None,
     ) -> None:
         self.feed = feed
         self.route = f"/{feed.feed}{path}"  # where the venue's clients connect, e.g. /bybit/v5/public/linear
@@ -86,7 +120,12 @@ class FeedSequence:
         self._origin: tuple[float, float] | None = None  # (source time, wall time) of the first frame
         self._hold_after = hold_after  # frames sent before the rest waits for release()
         self._released = asyncio.Event()
+        self._cut = cut
+        # The trades of the frames played so far, by canonical symbol and in id order: what REST lists.
+        self._lists = feed if issubclass(feed, LakeVenue) and feed.rest is not None else None
+        self.history: dict[str, list[RestTrade]] = {}
         self.sent = 0
+        self.missed = 0  # frames played to nobody while cut
         self.complete = False
 
     def release(self) -> None:
@@ -105,10 +144,23 @@ class FeedSequence:
                     await self._released.wait()
                     self._hold_after, self._origin = None, None  # the rest keeps its pace from here
                 delay = self._delay(frame.at)
+                missing = self._cut is not None and self.missed > 0  # playing to nobody: no client to lose
                 if delay > 0:
-                    if not await self._write(ws, batch):
+                    if not missing and not await self._write(ws, batch):
                         return
                     await asyncio.sleep(delay)
+                self._listed(frame.text)
+                if self._cut is not None and self.sent + len(batch) >= self._cut.after:
+                    if not self.missed:
+                        await self._write(ws, batch)
+                        log.info("cutting the connection", extra=logs.fields(feed=self.feed.feed, sent=self.sent))
+                        ws.transport.abort()  # no close frame: the client finds the connection lost
+                    self.missed += 1
+                    if self.missed >= self._cut.missed:
+                        self._cut = None
+                        if ws.transport.is_closing():
+                            return  # the rest goes to the client's next connection
+                    continue
                 if streams is None or frame.stream in streams:
                     batch.append(_wire(frame.text))
                     if len(batch) >= BATCH_FRAMES and not await self._write(ws, batch):
@@ -116,6 +168,16 @@ class FeedSequence:
             if await self._write(ws, batch):
                 self.complete = True
                 log.info("sequence complete", extra=logs.fields(feed=self.feed.feed, sent=self.sent))
+
+    def _listed(self, text: str) -> None:
+        if self._lists is None:
+            return
+        try:
+            found = self._lists.listed(text)
+        except UNREADABLE:
+            return  # what the venue sends besides trades, or a malformed frame: no trade to list
+        for symbol, trade in found:
+            self.history.setdefault(symbol, []).append(trade)
 
     async def _write(self, ws: ServerConnection, batch: list[bytes]) -> bool:
         """Write the batch (frames whole, so websockets' own pongs and closes fit in between); False if gone."""
@@ -148,6 +210,29 @@ class LocalVenue:
     def release(self) -> None:
         for sequence in self.sequences.values():
             sequence.release()
+
+    def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Answer a plain HTTP request (a venue's REST trade endpoint); None lets a WebSocket handshake go on."""
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return None
+        url = urlsplit(request.path)
+        feed, _, rest_path = url.path.lstrip("/").partition("/")
+        served = [s for s in self.sequences.values() if s.feed.feed == feed]
+        venue = served[0].feed if served else None
+        if venue is None or not issubclass(venue, LakeVenue) or venue.rest is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"no REST API at {url.path}\n")
+        try:
+            query = venue.rest_query(f"/{rest_path}", dict(parse_qsl(url.query)))
+        except UNREADABLE as exc:
+            return connection.respond(HTTPStatus.BAD_REQUEST, f"bad request: {type(exc).__name__}: {exc}\n")
+        if query is None:
+            return connection.respond(HTTPStatus.NOT_FOUND, f"no REST endpoint at {url.path}\n")
+        symbol = next((s for q in served for s in q.history if venue.rest_symbol(s) == query.symbol), None)
+        if symbol is None:
+            return connection.respond(HTTPStatus.OK, venue.rest_answer(query.symbol, []))
+        listed = [t for sequence in served for t in sequence.history.get(symbol, ())]
+        limited = RestQuery(symbol, min(query.limit, venue.rest.page), query.from_id, query.after_us)
+        return connection.respond(HTTPStatus.OK, venue.rest_answer(symbol, _select(listed, limited)))
 
     async def handler(self, ws: ServerConnection) -> None:
         url = urlsplit(ws.request.path if ws.request else "/")
@@ -187,7 +272,15 @@ async def _answer_pings(ws: ServerConnection, feed: type[Exchange]) -> None:
 
 
 async def open_server(venue: LocalVenue, host: str, port: int) -> Server:
-    server = await serve(venue.handler, host, port, max_size=None, compression=None, close_timeout=2)
+    server = await serve(
+        venue.handler,
+        host,
+        port,
+        max_size=None,
+        compression=None,
+        close_timeout=2,
+        process_request=venue.process_request,
+    )
     log.info("listening", extra=logs.fields(url=f"ws://{host}:{server.sockets[0].getsockname()[1]}"))
     return server
 
@@ -223,9 +316,10 @@ class VenueThread:
 
 
 def recorded_sequences(
-    loaded: Sequence[recordings.Recording], speed: float, repeat_count: int = 1
+    loaded: Sequence[recordings.Recording], speed: float, repeat_count: int = 1, cut: Cut | None = None
 ) -> list[FeedSequence]:
-    """One sequence per route, its recordings' frames merged in capture-time order."""
+    """One sequence per route, its recordings' frames merged in capture-time order; ``cut``: each cuts its client
+    once."""
     by_route: dict[tuple[type[Exchange], str], list[TimedFrame]] = {}
     for recording in loaded:
         key = (recording.feed, route_path(recording.feed, recording.symbols))
@@ -233,7 +327,7 @@ def recorded_sequences(
     sequences = []
     for (feed, path), frames in by_route.items():
         frames.sort(key=lambda f: f.at)
-        sequences.append(FeedSequence(feed, _repeated(frames, repeat_count), speed, path))
+        sequences.append(FeedSequence(feed, _repeated(frames, repeat_count), speed, path, cut=cut))
     return sequences
 
 
@@ -270,11 +364,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="synthetic source: hold each venue's rest after its first N trades, until SIGUSR1",
     )
+    parser.add_argument(
+        "--cut",
+        type=int,
+        nargs=2,
+        metavar=("AFTER", "MISSED"),
+        help="recordings: cut each client once after AFTER frames, and play the next MISSED frames to nobody",
+    )
     args = parser.parse_args(argv)
     logs.configure("venue")
     if args.recording:
         loaded = [recordings.load(path) for path in args.recording]
-        sequences = recorded_sequences(loaded, args.speed, args.repeat)
+        cut = Cut(*args.cut) if args.cut else None
+        sequences = recorded_sequences(loaded, args.speed, args.repeat, cut)
     else:
         start_ms = args.start_ms if args.start_ms is not None else int(time.time() * 1000)
         try:

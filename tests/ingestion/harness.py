@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -20,11 +20,14 @@ class Sent:
     """What the ingestor gave its producer."""
 
     records: list[tuple[bytes, bytes, bytes, int]] = field(default_factory=list)  # exchange, key, frame, receive time
+    filled: list[str] = field(default_factory=list)  # the frames of those records sent as filled
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int) -> None:
+    def send(self, exchange: bytes, key: bytes, frame: bytes, received_at_us: int, *, filled: bool = False) -> None:
         with self.lock:
             self.records.append((exchange, key, frame, received_at_us))
+            if filled:
+                self.filled.append(frame.decode())
 
     def frames(self) -> list[str]:
         with self.lock:
@@ -48,11 +51,14 @@ class Running:
 
 
 @contextmanager
-def ingesting(exchange: Exchange, url: str, gap_grace: float = 0.3) -> Iterator[Running]:
-    """The ingestor connected to ``url`` for ``exchange`` (whose base URL it is), until the block ends."""
+def ingesting(
+    exchange: Exchange, url: str, gap_grace: float = 0.3, rest_urls: Mapping[str, str] | None = None
+) -> Iterator[Running]:
+    """The ingestor connected to ``url`` for ``exchange`` (whose base URL it is), until the block ends; ``rest_urls``:
+    where it fills each venue's gaps from."""
     metrics = Metrics()
     sent = Sent()
-    ingestor = Ingestor([Connection(exchange, exchange.url(url))], sent, metrics, gap_grace)
+    ingestor = Ingestor([Connection(exchange, exchange.url(url))], sent, metrics, gap_grace, rest_urls)
     ingestor.start()
     try:
         yield Running(ingestor, sent, metrics)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from core.settings import Settings, SettingsError
-from ingestion.config import connections
+from ingestion.config import connections, rest_urls
 
 
 def test_default_is_binance_at_its_url_with_the_symbols_setting() -> None:
@@ -47,3 +47,25 @@ def test_a_local_venue_serves_every_feed_under_its_name() -> None:
 def test_an_unknown_venue_names_the_setting_and_the_known_ones() -> None:
     with pytest.raises(SettingsError, match=r"CRYPTOLAKE_VENUES: unknown venue 'binanse'; known: binance, kraken"):
         connections(Settings(venues=("binanse",)))
+
+
+def test_gaps_are_filled_from_each_venues_public_rest_api_unless_set_otherwise() -> None:
+    venues = ("binance", "kraken", "coinbase", "bybit", "okx", "kraken-v1")
+    assert rest_urls(Settings(venues=venues)) == {
+        "binance": "https://api.binance.com",
+        "kraken": "https://api.kraken.com",
+        "coinbase": "https://api.coinbase.com",
+        "bybit": "https://api.bybit.com",
+    }  # OKX counts no gaps, and Kraken's v1 feed no ids
+    chosen = Settings(venues=venues, rest_urls=("binance=https://api.binance.us", "kraken=off"))
+    assert rest_urls(chosen) == {
+        "binance": "https://api.binance.us",
+        "coinbase": "https://api.coinbase.com",
+        "bybit": "https://api.bybit.com",
+    }
+
+
+def test_a_local_venue_serves_the_fills_too() -> None:
+    settings = Settings(venues=("binance", "kraken-v1", "coinbase"), venue_url="ws://127.0.0.1:7/")
+    assert rest_urls(settings) == {"binance": "http://127.0.0.1:7/binance", "coinbase": "http://127.0.0.1:7/coinbase"}
+    assert rest_urls(settings.with_(rest_urls=("coinbase=off",))) == {"binance": "http://127.0.0.1:7/binance"}

@@ -115,6 +115,8 @@ def test_duration_seconds_refuses_what_spark_refuses(text: str) -> None:
         ("CRYPTOLAKE_LAKE_BUCKET", "Lake_House", "must be a bucket name"),
         ("CRYPTOLAKE_S3_REGION", "", "must be non-empty"),
         ("CRYPTOLAKE_SPARK_MASTER", "local2", "must be empty, local"),
+        ("CRYPTOLAKE_REST_URLS", "okx=https://www.okx.com", "must be venue=URL or venue=off, the venue one of binance"),
+        ("CRYPTOLAKE_REST_URLS", "binance=api.binance.com", "must be a URL starting with http:// or https://"),
     ],
 )
 def test_every_kind_of_bad_value_fails_at_once_naming_the_variable_and_what_it_must_be(
@@ -133,6 +135,7 @@ def test_every_kind_of_bad_value_fails_at_once_naming_the_variable_and_what_it_m
         ("CRYPTOLAKE_SPARK_MASTER", "k8s://https://kubernetes.default.svc:443"),
         ("CRYPTOLAKE_KAFKA_BOOTSTRAP", "redpanda-0.redpanda:9092,[::1]:9093"),
         ("CRYPTOLAKE_OKX_SYMBOLS", "BTC-USD-250926,BTC-USDT-SWAP"),
+        ("CRYPTOLAKE_REST_URLS", "binance=https://api.binance.us,kraken=off"),
     ],
 )
 def test_values_at_the_edges_are_taken(name: str, value: str) -> None:
