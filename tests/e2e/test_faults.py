@@ -1,8 +1,11 @@
-"""Exactly-once through crashes: kill -9 each layer during a replay, each once it has committed a batch since its
-start, and MinIO once.
+"""The fault run: 20 kill -9 during a synthetic replay, across the ingestor, each layer, Kafka and MinIO, each once
+the killed part has done some work since it last started; the supervisor restarts each, as `cryptolake up` does.
 
-Each layer restarts from its checkpoint (its batch ids go on from the last one it committed); at the end, read with
-delta-rs, silver holds every trade once and every gold table exactly the reference's bars of every trade.
+Kafka asks every client for a SASL user, so the ingestor's, Spark's and the tests' logins go through the broker's
+restarts too. A killed ingestor loses the frames it held that Kafka had not acknowledged (a venue sends no trade
+twice), so the reference is what Kafka holds, read back apart from the pipeline. Once the venue and the ingestor are
+stopped and the layers have read everything, read with delta-rs: bronze holds each Kafka record once, silver each of
+their trades once and quarantine nothing, and every gold table is exactly the reference's bars.
 """
 
 from __future__ import annotations
@@ -12,63 +15,94 @@ import random
 import signal
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 from pyarrow import fs
 
 from bench.batchlog import parse
 from core import layers
-from core.layers import SILVER_TABLE
+from core.kafka import librdkafka_config
+from core.layers import BRONZE_TABLE, QUARANTINE_TABLE, SILVER_TABLE
 from core.settings import Settings
 from cryptolake import lake
 from cryptolake.local.services import LocalServices
+from cryptolake.local.supervisor import RestartPolicy
 from cryptolake.runner import LAYERS, Pipeline, Source
-from cryptolake.venue.synthetic import generate
+from ingestion.metrics import metric_total
 from tests import reference
 from tests.e2e.helpers import wait_for, wait_for_gold
 from tests.ingestion.harness import wait_until
+from tests.ingestion.kafka_topic import read_topic
 
 pytestmark = [pytest.mark.services, pytest.mark.e2e]
 
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
-VENUES = ("binance",)  # the checks take every trade for Binance's
-TRADES = 4_000
-RATE = 12.0  # trades per second of event time: about five and a half minutes of it
-SPEED = "1"  # in real time, so that trades still flow when the last layer is restarted, however slow its start
+VENUES = ("binance",)  # the reference reads Binance's frames
+RATE = 10.0  # trades per second, in real time: trades flow for as long as the kills take
 WATERMARK_S = 5
 GONE_S = 30.0  # a SIGKILLed process group is gone well within this
+# 20 kills. A layer's restart is a JVM's start, the dearest: two each; the others are cheap and are killed more.
+KILLS = {"ingestor": 5, "bronze": 2, "silver": 2, "gold": 2, "kafka": 4, "minio": 5}
+# Quick restarts, and room for the failures a Kafka or MinIO kill causes in the layers besides the kills themselves.
+POLICY = RestartPolicy(budget=30, window=3600.0, first_delay=1.0, max_delay=5.0)
 # The query of each layer whose checkpoint tells its batches: the first it starts.
 FIRST_QUERY = {layer: layers.LAYERS[layer].queries[0] for layer in LAYERS}
 
 
-def kill_group(pid: int | None) -> None:
-    assert pid is not None, "the process to kill is not running"
-    os.killpg(pid, signal.SIGKILL)
+@dataclass(frozen=True)
+class Kill:
+    at: float  # seconds since the pipeline started
+    victim: str
+    pid: int
+    work: str  # what it had done since its start, when killed
 
 
-def last_commit(settings: Settings, query: str) -> int:
-    """The id of the newest batch ``query`` committed (-1 before its first): the files of its checkpoint's commits/."""
+def last_commit(settings: Settings, query: str) -> int | None:
+    """The id of the newest batch ``query`` committed (-1 before its first), from its checkpoint's commits/ in MinIO;
+    None while MinIO does not answer."""
     folder = f"{settings.lake_bucket}/{settings.checkpoint_key(query)}/commits"
-    infos = lake.filesystem(settings).get_file_info(fs.FileSelector(folder, allow_not_found=True))
+    try:
+        infos = lake.filesystem(settings).get_file_info(fs.FileSelector(folder, allow_not_found=True))
+    except OSError:
+        return None
     return max((int(info.base_name) for info in infos if info.base_name.isdigit()), default=-1)
 
 
-def wait_for_commits(running: Pipeline, layer: str, batches: int) -> int:
-    """Wait until the process of ``layer`` has committed ``batches`` batches since it was first seen running; its
-    pid. A restart meanwhile (a layer fails while MinIO is down) starts the count again."""
-    query = FIRST_QUERY[layer]
-    seen: dict[str, int] = {}
+def kafka_end(settings: Settings) -> int | None:
+    """The records the topic holds, summed over its partitions; None while Kafka does not answer."""
+    consumer = Consumer({**librdkafka_config(settings), "group.id": "fault-run", "log_level": 0})
+    try:
+        partitions = consumer.list_topics(settings.kafka_topic, timeout=5).topics[settings.kafka_topic].partitions
+        topic = settings.kafka_topic
+        return sum(consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1] for p in partitions)
+    except KafkaException:
+        return None
+    finally:
+        consumer.close()
 
-    def committed() -> bool:
-        pid = running.process(layer).running_pid()
-        if pid is None:
+
+def wait_for_work(
+    running: Pipeline, victim: str, pid_of: Callable[[], int | None], work: Callable[[], float | None]
+) -> tuple[int, str]:
+    """Wait until ``victim`` has done some work since it was first seen running: ``work`` (a count that only grows)
+    above what it was then. Its pid, and the work as a phrase. A restart meanwhile starts the count again."""
+    seen: dict[str, float] = {}
+
+    def worked() -> bool:
+        pid = pid_of()
+        done = work() if pid is not None else None
+        if pid is None or done is None:
             return False
         if seen.get("pid") != pid:
-            seen.update(pid=pid, since=last_commit(running.settings, query))
-        return last_commit(running.settings, query) >= seen["since"] + batches
+            seen.update(pid=pid, since=done, now=done)
+            return False
+        seen["now"] = done
+        return done > seen["since"]
 
-    wait_for(running, committed, f"{layer} committing {batches} batch(es) of {query} since its start")
-    return seen["pid"]
+    wait_for(running, worked, f"{victim} doing some work since its start", state=lambda: seen)
+    return int(seen["pid"]), f"{seen['since']:.0f} -> {seen['now']:.0f}"
 
 
 def first_batch_after(running: Pipeline, layer: str, offset: int) -> int | None:
@@ -79,49 +113,103 @@ def first_batch_after(running: Pipeline, layer: str, offset: int) -> int | None:
     return next((batch.batch for batch in parse(lines) if batch.query == FIRST_QUERY[layer]), None)
 
 
-def test_kills_lose_and_duplicate_nothing(make_settings: Callable[[], Settings]) -> None:
+@pytest.mark.timeout(2400)
+def test_twenty_kills_lose_and_duplicate_nothing(
+    make_settings: Callable[[], Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = make_settings().with_(
-        symbols=SYMBOLS, trigger_interval="2 seconds", gold_watermark=f"{WATERMARK_S} seconds", shuffle_partitions=2
+        symbols=SYMBOLS,
+        trigger_interval="2 seconds",
+        gold_watermark=f"{WATERMARK_S} seconds",
+        shuffle_partitions=2,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="lake",
+        kafka_sasl_password="fault-run-secret",
     )
-    start_ms = int(time.time() * 1000) - 400_000
-    trades = list(generate(SYMBOLS, seed=11, start_ms=start_ms, rate=RATE, count=TRADES))
-    source = Source(kind="synthetic", count=TRADES, rate=RATE, seed=11, start_ms=start_ms, speed=SPEED, venues=VENUES)
-    rng = random.Random(20261121)
-    victims = [*LAYERS, "minio"]
+    source = Source(kind="synthetic", rate=RATE, seed=11, venues=VENUES)
+    rng = random.Random(20261207)
+    victims = [victim for victim, times in KILLS.items() for _ in range(times)]
     rng.shuffle(victims)
-    killed: dict[str, tuple[int, int]] = {}  # layer -> its newest commit once killed, and its log's size then
+    kills: list[Kill] = []
+    resumed: list[tuple[str, int, int]] = []  # a killed layer, its newest commit then, and its log's size then
     with LocalServices(settings) as services:
-        running = Pipeline(settings, source, jvm_per_layer=True)  # each layer killed on its own
-        running.start()
+        running = Pipeline(settings, source, jvm_per_layer=True, restart_policy=POLICY)  # each layer killed alone
+        work: dict[str, tuple[Callable[[], int | None], Callable[[], float | None]]] = {
+            "ingestor": (
+                lambda: running.children["ingestor"].running_pid(),
+                lambda: metric_total(running.settings.ingestor_http_port, "delivered_total"),
+            ),
+            "kafka": (lambda: services.kafka.pid, lambda: kafka_end(settings)),
+            # What MinIO has taken: bronze's commits, which it stores.
+            "minio": (lambda: services.minio.pid, lambda: last_commit(settings, FIRST_QUERY["bronze"])),
+        }
+        for layer in LAYERS:
+            work[layer] = (
+                lambda layer=layer: running.children[layer].running_pid(),
+                lambda query=FIRST_QUERY[layer]: last_commit(settings, query),
+            )
+        started = time.monotonic()
+        running.start(services)
         try:
             for victim in victims:
-                # Batches since its start, or bronze's for MinIO: a kill before the first would test no recovery.
-                batches = rng.randint(1, 3)
-                if victim == "minio":
-                    wait_for_commits(running, "bronze", batches)
-                    kill_group(services.minio.pid)
-                    wait_until(lambda: services.minio.pid is None, "MinIO gone after SIGKILL", GONE_S)
-                    services.minio.launch()
-                    services.minio.wait_ready(60)
-                else:
-                    kill_group(wait_for_commits(running, victim, batches))
-                    wait_until(lambda v=victim: running.children[v].running_pid() is None, f"{victim} gone", GONE_S)
-                    last = last_commit(running.settings, FIRST_QUERY[victim])
-                    killed[victim] = last, running.process(victim).log.stat().st_size
-            wait_for_gold(
-                running, map(reference.from_synthetic, trades), WATERMARK_S, "every gold table equal to the reference"
+                pid_of, done = work[victim]
+                pid, what = wait_for_work(running, victim, pid_of, done)
+                time.sleep(rng.uniform(0, 2))  # not at the moment the work shows: anywhere in what follows
+                os.killpg(pid, signal.SIGKILL)
+                kills.append(Kill(round(time.monotonic() - started, 1), victim, pid, what))
+                wait_until(lambda f=pid_of, p=pid: f() != p, f"{victim} ({pid}) gone after SIGKILL", GONE_S)
+                if victim in LAYERS:
+                    commit = last_commit(settings, FIRST_QUERY[victim])
+                    assert commit is not None, "MinIO runs: no kill of it is under way"
+                    resumed.append((victim, commit, running.process(victim).log.stat().st_size))
+            with capsys.disabled():
+                print(f"\n{len(kills)} kills in {time.monotonic() - started:.0f} s (seconds, victim, pid, work done):")
+                for kill in kills:
+                    print(f"  {kill.at:7.1f} {kill.victim:<8} {kill.pid:>7} {kill.work}")
+            # Each killed part restarted, and a layer's batches went on after its last commit.
+            # The supervisor knows a service by its process's name ("Kafka", "MinIO").
+            names = {"kafka": services.kafka.process.name, "minio": services.minio.process.name}
+            wait_for(
+                running,
+                lambda: all(running.restarts[names.get(victim, victim)] >= times for victim, times in KILLS.items()),
+                "every killed part restarted",
+                state=lambda: running.restarts,
             )
-            assert all(running.restarts[layer] >= 1 for layer in LAYERS), running.restarts
-            # Restarted from its checkpoint, a layer's batches go on after its last commit; from none, at batch 0.
-            resumed = {layer: first_batch_after(running, layer, offset) for layer, (_, offset) in killed.items()}
-            assert all(first is not None and first > killed[layer][0] >= 0 for layer, first in resumed.items()), (
-                resumed,
-                killed,
-            )
-            # Gold counts every trade: silver has them all by now.
-            silver = lake.read_table(settings, SILVER_TABLE).to_pylist()
-            assert sorted((t["symbol"], int(t["trade_id"])) for t in silver) == sorted(
-                (t.symbol, t.trade_id) for t in trades
-            )
+            for layer, commit, offset in resumed:
+                wait_for(
+                    running,
+                    lambda layer=layer, offset=offset: first_batch_after(running, layer, offset) is not None,
+                    f"{layer} committing a batch after its restart",
+                )
+                first = first_batch_after(running, layer, offset)
+                assert first is not None and first > commit >= 0, (layer, first, commit)
         finally:
             running.stop()
+        # The source stops for good; the layers alone read what Kafka holds.
+        held = kafka_end(settings)
+        assert held is not None
+        records = read_topic(settings, held, timeout=120)
+        assert len(records) == held
+        trades = reference.unique(
+            trade
+            for record in records
+            for trade in reference.trades_of(
+                record.header("exchange").decode(), record.value.decode(), record.key.decode().split(":", 1)[1]
+            )
+            or []
+        )
+        drain = Pipeline(settings, None, restart_policy=POLICY)
+        drain.start(services)
+        try:
+            wait_for_gold(drain, trades, WATERMARK_S, "every gold table equal to the reference of what Kafka holds")
+        finally:
+            drain.stop()
+        bronze = lake.read_table(settings, BRONZE_TABLE, columns=["partition", "offset"]).to_pylist()
+        assert sorted((row["partition"], row["offset"]) for row in bronze) == sorted(
+            (record.partition, record.offset) for record in records
+        )
+        silver = lake.read_table(settings, SILVER_TABLE, columns=["symbol", "trade_id"]).to_pylist()
+        assert sorted((row["symbol"], str(row["trade_id"])) for row in silver) == sorted(
+            (trade.symbol, trade.trade_id) for trade in trades
+        )
+        assert lake.read_table(settings, QUARANTINE_TABLE).num_rows == 0
