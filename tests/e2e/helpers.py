@@ -35,10 +35,11 @@ PER_VENUE_ONLY = ("first_trade_id", "last_trade_id")
 def private_stack(services: Settings, name: str, partitions: int, **changes: Any) -> Settings:
     """Settings of a topic and a bucket of their own on the session's services, both created, with 2 s triggers."""
     run = f"{name}-{uuid.uuid4().hex[:8]}"
-    settings = services.with_(kafka_topic=run, lake_bucket=run, trigger_interval="2 seconds", **changes)
-    ensure_topic(settings, partitions=partitions)
-    ensure_bucket(settings)
-    return settings
+    # Made with the services' own state folder, whose MinIO root password it holds, whatever ``changes`` say.
+    own = services.with_(kafka_topic=run, lake_bucket=run)
+    ensure_topic(own, partitions=partitions)
+    ensure_bucket(own)
+    return own.with_(trigger_interval="2 seconds", **changes)
 
 
 def cli(settings: Settings, *args: str) -> str:
@@ -62,15 +63,16 @@ def wait_for(
     deadline_s: float = DEADLINE_S,
     *,
     state: Callable[[], object] = lambda: "",
+    interval: float = 3.0,
 ) -> None:
-    """Poll ``done`` while the pipeline runs, restarting layers that fail as the operator would; a timeout says what
-    ``state`` last gave (where the wait stood)."""
+    """Poll ``done`` every ``interval`` seconds while the pipeline runs, restarting layers that fail as the operator
+    would; a timeout says what ``state`` last gave (where the wait stood)."""
     deadline = time.monotonic() + deadline_s
     while time.monotonic() < deadline:
         running.restart_failed()
         if done():
             return
-        time.sleep(3)
+        time.sleep(interval)
     pytest.fail(f"{what} not reached within {deadline_s:.0f}s ({state()}); logs in {running.paths.logs}")
 
 

@@ -43,8 +43,9 @@ VENUES = ("binance",)  # the reference reads Binance's frames
 RATE = 10.0  # trades per second, in real time: trades flow for as long as the kills take
 WATERMARK_S = 5
 GONE_S = 30.0  # a SIGKILLed process group is gone well within this
-# 20 kills. A layer's restart is a JVM's start, the dearest: two each; the others are cheap and are killed more.
-KILLS = {"ingestor": 5, "bronze": 2, "silver": 2, "gold": 2, "kafka": 4, "minio": 5}
+# 20 kills. A layer's restart is a JVM's start and Kafka's waits out its broker session, the dearest: the cheap ones
+# are killed more.
+KILLS = {"ingestor": 7, "bronze": 1, "silver": 1, "gold": 1, "kafka": 3, "minio": 7}
 # Quick restarts, and room for the failures a Kafka or MinIO kill causes in the layers besides the kills themselves.
 POLICY = RestartPolicy(budget=30, window=3600.0, first_delay=1.0, max_delay=5.0)
 # The query of each layer whose checkpoint tells its batches: the first it starts.
@@ -101,7 +102,8 @@ def wait_for_work(
         seen["now"] = done
         return done > seen["since"]
 
-    wait_for(running, worked, f"{victim} doing some work since its start", state=lambda: seen)
+    # Polled often: 20 waits, each seeing the new process, then its work.
+    wait_for(running, worked, f"{victim} doing some work since its start", state=lambda: seen, interval=0.5)
     return int(seen["pid"]), f"{seen['since']:.0f} -> {seen['now']:.0f}"
 
 

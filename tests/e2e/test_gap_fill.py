@@ -41,8 +41,9 @@ def test_a_gap_after_a_cut_is_filled_and_gold_equals_the_reference(services: Set
         )
         assert lake.read_table(settings, QUARANTINE_TABLE).num_rows == 0
         wait_for_gold(running, expected, WATERMARK_S, "every gold table equal to the reference")
-        assert metric_total(port, "reconnects_total") == 1
-        assert metric_total(port, "filled_trades_total") == CUT[1]
+        # The cut at least; a busy machine can add reconnects of its own (a watchdog's), each with its own gap.
+        assert metric_total(port, "reconnects_total") >= 1
+        assert metric_total(port, "filled_trades_total") >= CUT[1]
         assert metric_total(port, "missing_trades_total") == 0
     finally:
         running.stop()
