@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from typing import IO, Any, Protocol
 from urllib.parse import urlsplit
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where mypy sees it: confluent_kafka.admin does not export it
 
@@ -46,6 +46,7 @@ from core.venues.base import TradeText
 from core.venues.binance import Binance
 from ingestion.metrics import Metrics
 from ingestion.producer import FrameProducer
+from ingestion.topics import create_topic
 
 ARCHIVE_VENUES = ("binance",)
 MICROSECONDS_FROM = date(2025, 1, 1)  # the archive's first day stamped in microseconds
@@ -200,16 +201,12 @@ class ProgressTopic:
         admin = AdminClient(self._client)
         try:
             admin.list_topics(timeout=KAFKA_ANSWER_S)
-            created = admin.create_topics(
-                [NewTopic(self.topic, 1, -1, config={"cleanup.policy": "compact"})], request_timeout=KAFKA_TIMEOUT_S
-            )
-            created[self.topic].result(KAFKA_TIMEOUT_S)
+            create_topic(admin, NewTopic(self.topic, 1, -1, config={"cleanup.policy": "compact"}), KAFKA_TIMEOUT_S)
         except TimeoutError:
             raise BackfillError(f"Kafka at {self._bootstrap} did not answer within {KAFKA_TIMEOUT_S:.0f} s") from None
         except KafkaException as exc:
             error = exc.args[0]
-            if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-                raise BackfillError(f"Kafka at {self._bootstrap}: {getattr(error, 'str', lambda: error)()}") from None
+            raise BackfillError(f"Kafka at {self._bootstrap}: {getattr(error, 'str', lambda: error)()}") from None
 
     def read(self) -> dict[date, DayProgress]:
         self._ensure_topic()

@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from string import Template
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where mypy sees it: confluent_kafka.admin does not export it
 
@@ -27,6 +27,7 @@ from cryptolake.local.procs import (
     join_host_port,
     split_host_port,
 )
+from ingestion.topics import create_topic
 
 KAFKA_VERSION = "4.1.2"
 PINS = Path(__file__).with_name("kafka-jars.txt")
@@ -201,14 +202,11 @@ def _admin(settings: Settings) -> AdminClient:
 def ensure_topic(settings: Settings, partitions: int = 4, timeout: float = 30.0) -> None:
     """Create ``settings.kafka_topic`` with ``partitions`` partitions unless it exists (then it is left as is)."""
     admin = _admin(settings)  # held until the result is in: a collected client cancels its requests
-    futures = admin.create_topics([NewTopic(settings.kafka_topic, partitions, 1)], request_timeout=timeout)
     try:
-        futures[settings.kafka_topic].result(timeout)
+        create_topic(admin, NewTopic(settings.kafka_topic, partitions, 1), timeout)
     except TimeoutError:
         raise ServiceError(f"creating Kafka topic {settings.kafka_topic} timed out: is the broker up?") from None
     except KafkaException as exc:
-        error = exc.args[0]
-        if not (isinstance(error, KafkaError) and error.code() == KafkaError.TOPIC_ALREADY_EXISTS):
-            raise ServiceError(
-                f"creating Kafka topic {settings.kafka_topic} failed: {error}; is the broker up?"
-            ) from exc
+        raise ServiceError(
+            f"creating Kafka topic {settings.kafka_topic} failed: {exc.args[0]}; is the broker up?"
+        ) from exc
