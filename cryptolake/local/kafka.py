@@ -179,8 +179,9 @@ class Kafka:
             sasl=sasl,
             log_dirs=self.data,
         )
-        # The broker's login is the Kafka user's password: readable by this user alone.
+        # The broker's login is the Kafka user's password: readable by this user alone, whatever an older file's mode.
         self.config.touch(mode=0o600)
+        self.config.chmod(0o600)
         self.config.write_text(text)
 
     def _ready(self) -> bool:
